@@ -1,0 +1,33 @@
+# One virtual environment (.venv) for everything; `make quickstart` and `make test` set it up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+# Install torch on its own first, pinned: on CPU-only machines point pip at a CPU wheel (PIP_FIND_LINKS
+# or --index-url https://download.pytorch.org/whl/cpu); a bare `torch` pulls the CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: setup quickstart test lint bench-exporters clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(VENV)/bin/python -m pip install --quiet -e ".[all]"
+	touch $@
+
+quickstart: setup
+	$(VENV)/bin/vitedge quickstart
+
+test: setup
+	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+bench-exporters: setup
+	$(VENV)/bin/python -m vitedge.benchmarks.exporter_choice --out benchmarks/results/onnx_exporter.md
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info vitedge-quickstart

@@ -1,0 +1,1 @@
+"""vitedge package."""

@@ -1,0 +1,468 @@
+"""The built-in "shapes" dataset: synthetic, photograph-free, deterministic image classification.
+
+Each image shows one large object of its class (circle, square, star, arrow, stripes, …) with a
+random color, size, position, rotation and aspect on a random background (gradient, blotches,
+noise), plus clutter. A ``difficulty`` in [0, 1] scales the noise, blur, clutter, occlusion, scale
+and color jitter, and how much confusable classes look alike (a ring with a small hole, a fat cross,
+a stubby arrow). Image sizes vary per image (odd, non-square), so resizing matters.
+
+Every shape is mirror-symmetric and rotated uniformly, so a horizontal flip maps an image of a
+class to another plausible image of the same class.
+
+Torch free: numpy and pillow only, so the benchmarks can use it on any device.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from vitedge.errors import UsageError
+from vitedge.runtime.preprocess import preprocess
+from vitedge.runtime.preprocess_spec import PreprocessSpec
+
+SPLITS = ("train", "val", "test", "calibration")
+IMAGE_FORMATS = {"png": ".png", "jpeg": ".jpg"}
+# TODO: use vitedge.runtime.images.IMAGE_EXTENSIONS once that module exists.
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
+
+_SUPERSAMPLE = 2  # shapes are drawn at this scale and box-filtered down (anti-aliasing)
+_CIRCLE_SIDES = 48
+
+Polygon = np.ndarray  # (k, 2) points in unit coordinates, the object inside the unit disk
+Stroke = tuple[Polygon, bool]  # a polygon and whether it fills (True) or cuts a hole (False)
+
+
+@dataclass(frozen=True)
+class ShapesConfig:
+    """What the shapes dataset looks like.
+
+    Attributes:
+        num_classes: How many classes, the first ones of :data:`SHAPE_CLASSES` (2 to 12).
+        difficulty: 0 (clean, centered, high contrast) to 1 (noisy, cluttered, occluded,
+            low contrast, confusable classes close together).
+        min_size: Smallest image side in pixels (at least 16).
+        max_size: Largest image side in pixels; each side is drawn from [min_size, max_size].
+        seed: Base seed; an image is a pure function of (seed, split, class, index).
+    """
+
+    num_classes: int = 10
+    difficulty: float = 0.5
+    min_size: int = 48
+    max_size: int = 160
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not _is_int(self.num_classes) or not 2 <= self.num_classes <= len(SHAPE_CLASSES):
+            problems.append(f"num_classes must be an integer from 2 to {len(SHAPE_CLASSES)}, got {self.num_classes!r}")
+        if not isinstance(self.difficulty, (int, float)) or not 0.0 <= self.difficulty <= 1.0:
+            problems.append(f"difficulty must be a number from 0 to 1, got {self.difficulty!r}")
+        if not _is_int(self.min_size) or self.min_size < 16:
+            problems.append(f"min_size must be an integer of at least 16 pixels, got {self.min_size!r}")
+        elif not _is_int(self.max_size) or not self.min_size <= self.max_size <= 4096:
+            problems.append(f"max_size must be an integer from min_size ({self.min_size}) to 4096, got {self.max_size!r}")
+        if not _is_int(self.seed) or self.seed < 0:
+            problems.append(f"seed must be a non-negative integer, got {self.seed!r}")
+        if problems:
+            raise UsageError("invalid shapes dataset config: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class ImageFolder:
+    """An image classification folder: ``root/<class name>/<image file>``.
+
+    Attributes:
+        root: The folder.
+        class_names: Class folder names, sorted; a label is an index into this tuple.
+        samples: (image path, label index) pairs, sorted by class then file name.
+    """
+
+    root: Path
+    class_names: tuple[str, ...]
+    samples: tuple[tuple[str, int], ...]
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# --- shapes, in unit coordinates -------------------------------------------------------------
+
+
+def _regular_polygon(sides: int, radius: float = 1.0, phase: float = 0.0) -> Polygon:
+    angles = phase + 2 * math.pi * np.arange(sides) / sides
+    return radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+
+def _rectangle(x0: float, y0: float, x1: float, y1: float) -> Polygon:
+    return np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)], dtype=np.float64)
+
+
+def _circle(rng: np.random.Generator, difficulty: float) -> list[Stroke]:
+    return [(_regular_polygon(_CIRCLE_SIDES), True)]
+
+
+def _square(rng: np.random.Generator, difficulty: float) -> list[Stroke]:
+    return [(_regular_polygon(4, phase=math.pi / 4), True)]
+
+
+def _triangle(rng: np.random.Generator, difficulty: float) -> list[Stroke]:
+    return [(_regular_polygon(3, phase=-math.pi / 2), True)]
+
+
+def _hexagon(rng: np.random.Generator, difficulty: float) -> list[Stroke]:
+    return [(_regular_polygon(6), True)]
+
+
+def _pentagon(rng: np.random.Generator, difficulty: float) -> list[Stroke]:
+    return [(_regular_polygon(5, phase=-math.pi / 2), True)]
+
+
+def _star(rng: np.random.Generator, difficulty: float) -> list[Stroke]:
+    # A fat star (high inner radius) drifts towards a pentagon/circle.
+    inner = rng.uniform(0.38, 0.5 + 0.22 * difficulty)
+    points = _regular_polygon(10, phase=-math.pi / 2)
+    points[1::2] *= inner
+    return [(points, True)]
+
+
+def _cross(rng: np.random.Generator, difficulty: float) -> list[Stroke]:
+    # A fat cross drifts towards a square.
+    w = rng.uniform(0.2, 0.3 + 0.18 * difficulty)
+    outline = [(w, 1), (w, w), (1, w), (1, -w), (w, -w), (w, -1), (-w, -1), (-w, -w), (-1, -w), (-1, w), (-w, w), (-w, 1)]
+    return [(np.array(outline, dtype=np.float64) * 0.8, True)]
+
+
+def _ring(rng: np.random.Generator, difficulty: float) -> list[Stroke]:
+    # A small hole drifts towards a circle.
+    inner = rng.uniform(0.45 - 0.2 * difficulty, 0.72)
+    return [(_regular_polygon(_CIRCLE_SIDES), True), (_regular_polygon(_CIRCLE_SIDES, inner), False)]
+
+
+def _arrow(rng: np.random.Generator, difficulty: float) -> list[Stroke]:
+    # A short shaft drifts towards a triangle.
+    shaft = rng.uniform(0.14, 0.24)
+    tail = -rng.uniform(1.0 - 0.55 * difficulty, 1.0)
+    neck, head = 0.15, rng.uniform(0.5, 0.65)
+    outline = [(1, 0), (neck, head), (neck, shaft), (tail, shaft), (tail, -shaft), (neck, -shaft), (neck, -head)]
+    return [(np.array(outline, dtype=np.float64), True)]
+
+
+def _stripes(rng: np.random.Generator, difficulty: float) -> list[Stroke]:
+    bands = 2 * int(rng.integers(2, 4)) + 1  # odd, so both edges are filled
+    edges = np.linspace(-0.72, 0.72, bands + 1)
+    return [(_rectangle(edges[i], -0.72, edges[i + 1], 0.72), True) for i in range(0, bands, 2)]
+
+
+def _checker(rng: np.random.Generator, difficulty: float) -> list[Stroke]:
+    cells = int(rng.integers(3, 5))
+    edges = np.linspace(-0.72, 0.72, cells + 1)
+    return [
+        (_rectangle(edges[i], edges[j], edges[i + 1], edges[j + 1]), True)
+        for i in range(cells)
+        for j in range(cells)
+        if (i + j) % 2 == 0
+    ]
+
+
+def _crescent(rng: np.random.Generator, difficulty: float) -> list[Stroke]:
+    offset = rng.uniform(0.35, 0.6)
+    bite = _regular_polygon(_CIRCLE_SIDES, 0.85) + np.array([offset, 0.0])
+    return [(_regular_polygon(_CIRCLE_SIDES), True), (bite, False)]
+
+
+_SHAPES: dict[str, Callable[[np.random.Generator, float], list[Stroke]]] = {
+    "circle": _circle,
+    "square": _square,
+    "triangle": _triangle,
+    "star": _star,
+    "cross": _cross,
+    "ring": _ring,
+    "hexagon": _hexagon,
+    "arrow": _arrow,
+    "stripes": _stripes,
+    "checker": _checker,
+    "pentagon": _pentagon,
+    "crescent": _crescent,
+}
+SHAPE_CLASSES: tuple[str, ...] = tuple(_SHAPES)
+"""Every class the generator can draw, in label order; a config uses the first ``num_classes``."""
+
+
+def shapes_class_names(config: ShapesConfig) -> tuple[str, ...]:
+    """The class names of a config, in label order.
+
+    Args:
+        config: The dataset config.
+
+    Returns:
+        ``config.num_classes`` human-readable names; label ``i`` is ``names[i]``.
+    """
+    return SHAPE_CLASSES[: config.num_classes]
+
+
+# --- drawing ---------------------------------------------------------------------------------
+
+
+def _random_color(rng: np.random.Generator) -> tuple[int, int, int]:
+    red, green, blue = (int(c) for c in rng.integers(0, 256, size=3))
+    return red, green, blue
+
+
+def _contrasting_color(
+    rng: np.random.Generator, against: np.ndarray, min_distance: float
+) -> tuple[int, int, int]:
+    for _ in range(16):
+        color = _random_color(rng)
+        if np.linalg.norm(np.subtract(color, against)) >= min_distance:
+            return color
+    red, green, blue = (0 if c > 127 else 255 for c in against)
+    return red, green, blue
+
+
+def _background(rng: np.random.Generator, width: int, height: int, difficulty: float) -> Image.Image:
+    """A two-color linear gradient mixed with low-frequency blotches."""
+    rows, cols = (int(v) for v in rng.integers(2, 6, size=2))
+    angle = rng.uniform(0, 2 * math.pi)
+    ramp = np.linspace(0, 1, cols)[None, :] * math.cos(angle) + np.linspace(0, 1, rows)[:, None] * math.sin(angle)
+    ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
+    start, end = np.array(_random_color(rng)), np.array(_random_color(rng))
+    gradient = start + ramp[..., None] * (end - start)
+    mix = rng.uniform(0.1, 0.3 + 0.3 * difficulty)
+    grid = (1 - mix) * gradient + mix * rng.uniform(0, 255, size=(rows, cols, 3))
+    return Image.fromarray(grid.astype(np.uint8)).resize((width, height), Image.Resampling.BILINEAR)
+
+
+def _draw_clutter(image: Image.Image, rng: np.random.Generator, difficulty: float) -> None:
+    """Lines and dots, behind the object."""
+    draw = ImageDraw.Draw(image)
+    width, height = image.size
+    for _ in range(int(rng.integers(0, 2 + round(8 * difficulty)))):
+        color = _random_color(rng)
+        x0, x1 = rng.uniform(0, width, size=2)
+        y0, y1 = rng.uniform(0, height, size=2)
+        if rng.random() < 0.5:
+            draw.line([(x0, y0), (x1, y1)], fill=color, width=int(rng.integers(1, 3)))
+        else:
+            r = rng.uniform(1, 2 + 0.05 * min(width, height))
+            draw.ellipse([x0 - r, y0 - r, x0 + r, y0 + r], fill=color)
+
+
+def _paint_shape(
+    image: Image.Image,
+    strokes: list[Stroke],
+    color: tuple[int, int, int],
+    radius: float,
+    rng: np.random.Generator,
+    difficulty: float,
+) -> None:
+    """Paint one shape of the given radius at a random place, rotation and aspect, anti-aliased."""
+    width, height = image.size
+    margin_x, margin_y = min(radius, width / 2), min(radius, height / 2)
+    center = np.array([rng.uniform(margin_x, width - margin_x), rng.uniform(margin_y, height - margin_y)])
+    aspect = math.exp(rng.uniform(-1, 1) * (0.05 + 0.2 * difficulty))
+    rotation = rng.uniform(0, 2 * math.pi)
+    cos, sin = math.cos(rotation), math.sin(rotation)
+    transform = np.array([[cos, sin], [-sin, cos]]) * np.array([[aspect], [1.0 / aspect]]) * radius
+    # Rasterize only the shape's box, at _SUPERSAMPLE times the resolution, then box-filter it down.
+    left, top = (int(v) for v in np.floor(center - radius * max(aspect, 1 / aspect)) - 1)
+    side = int(math.ceil(2 * radius * max(aspect, 1 / aspect))) + 3
+    s = _SUPERSAMPLE
+    mask = Image.new("L", (side * s, side * s), 0)
+    draw = ImageDraw.Draw(mask)
+    for polygon, fill in strokes:
+        points = (polygon @ transform + center - (left, top)) * s
+        draw.polygon([tuple(p) for p in points.tolist()], fill=255 if fill else 0)
+    mask = mask.resize((side, side), Image.Resampling.BOX)
+    image.paste(Image.new("RGB", (side, side), color), (left, top), mask)
+
+
+def generate_image(class_index: int, rng: np.random.Generator, config: ShapesConfig) -> Image.Image:
+    """Draw one image of a class.
+
+    Args:
+        class_index: The label, in ``range(config.num_classes)``.
+        rng: The random generator; the image is a pure function of its state and the config.
+        config: The dataset config (difficulty, image sizes).
+
+    Returns:
+        An RGB image whose sides lie in [config.min_size, config.max_size].
+
+    Raises:
+        UsageError: ``class_index`` is out of range.
+    """
+    if not _is_int(class_index) or not 0 <= class_index < config.num_classes:
+        raise UsageError(f"class_index must be in range(0, {config.num_classes}), got {class_index!r}")
+    d = float(config.difficulty)
+    width, height = (int(v) for v in rng.integers(config.min_size, config.max_size + 1, size=2))
+    image = _background(rng, width, height, d)
+    _draw_clutter(image, rng, d)
+    background_color = np.asarray(image.reduce(8), np.float32).mean(axis=(0, 1))
+    half_side = min(width, height) / 2
+
+    # Small shapes of any class: the model must pick out the large one.
+    for _ in range(int(rng.binomial(3, d * 0.6))):
+        other = SHAPE_CLASSES[int(rng.integers(0, config.num_classes))]
+        strokes = _SHAPES[other](rng, d)
+        _paint_shape(image, strokes, _random_color(rng), half_side * rng.uniform(0.15, 0.3), rng, d)
+
+    strokes = _SHAPES[SHAPE_CLASSES[class_index]](rng, d)
+    color = _contrasting_color(rng, background_color, min_distance=200 - 130 * d)
+    _paint_shape(image, strokes, color, half_side * rng.uniform(0.8 - 0.35 * d, 0.95), rng, d)
+
+    if rng.random() < 0.6 * d:  # an occluder over part of the object
+        x, y = rng.uniform(0, width), rng.uniform(0, height)
+        w, h = rng.uniform(0.1, 0.1 + 0.3 * d, size=2) * np.array([width, height])
+        ImageDraw.Draw(image).rectangle([x, y, x + w, y + h], fill=_random_color(rng))
+    blur = rng.uniform(0, 1.2 * d)
+    if blur > 0.3:
+        image = image.filter(ImageFilter.GaussianBlur(blur))
+
+    noise_sigma = 3 + 30 * d * rng.random()
+    noise = rng.standard_normal((height, width, 3), dtype=np.float32) * np.float32(noise_sigma)
+    return Image.fromarray((np.asarray(image, np.float32) + noise).clip(0, 255).astype(np.uint8))
+
+
+# --- splits and folders ----------------------------------------------------------------------
+
+
+def _check_split(split: str, n_per_class: int) -> None:
+    if split not in SPLITS:
+        raise UsageError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if not _is_int(n_per_class) or n_per_class < 0:
+        raise UsageError(f"n_per_class must be a non-negative integer, got {n_per_class!r}")
+
+
+def shapes_samples(split: str, n_per_class: int, config: ShapesConfig) -> list[tuple[Image.Image, int]]:
+    """Generate a balanced split of the shapes dataset.
+
+    Image ``i`` of class ``c`` depends only on (config, split, c, i), so a larger ``n_per_class``
+    extends a smaller one, and the splits never share an image.
+
+    Args:
+        split: One of ``"train"``, ``"val"``, ``"test"``, ``"calibration"``.
+        n_per_class: Images per class.
+        config: The dataset config.
+
+    Returns:
+        (image, label) pairs, interleaved by class (every prefix of ``num_classes`` items is balanced).
+
+    Raises:
+        UsageError: Unknown split or a bad count.
+    """
+    _check_split(split, n_per_class)
+    split_code = SPLITS.index(split)
+    samples = []
+    for index in range(n_per_class):
+        for label in range(config.num_classes):
+            rng = np.random.default_rng([config.seed, split_code, label, index])
+            samples.append((generate_image(label, rng, config), label))
+    return samples
+
+
+def shapes_arrays(
+    split: str, n_per_class: int, config: ShapesConfig, spec: PreprocessSpec
+) -> tuple[np.ndarray, np.ndarray]:
+    """Generate a split and preprocess it exactly as the runtime would.
+
+    Args:
+        split: The split (see :func:`shapes_samples`).
+        n_per_class: Images per class.
+        config: The dataset config.
+        spec: How images become model inputs (the artifact's preprocess block).
+
+    Returns:
+        (inputs, labels): float32 (N, …) in ``spec.layout`` and int64 (N,), in the order of
+        :func:`shapes_samples`.
+
+    Raises:
+        UsageError: Unknown split or a count below 1.
+    """
+    if _is_int(n_per_class) and n_per_class == 0:
+        raise UsageError("n_per_class must be at least 1 to build input arrays")
+    samples = shapes_samples(split, n_per_class, config)
+    inputs = np.stack([preprocess(image, spec) for image, _ in samples])
+    return inputs, np.array([label for _, label in samples], dtype=np.int64)
+
+
+def write_image_folder(
+    root: str | os.PathLike[str],
+    split: str,
+    n_per_class: int,
+    config: ShapesConfig,
+    *,
+    image_format: str = "png",
+) -> Path:
+    """Write a split of the shapes dataset as an image folder ``root/<split>/<class name>/<NNNN>.png``.
+
+    Args:
+        root: Parent folder; created when missing.
+        split: The split to write (see :func:`shapes_samples`).
+        n_per_class: Images per class.
+        config: The dataset config.
+        image_format: ``"png"`` (lossless) or ``"jpeg"`` (quality 95).
+
+    Returns:
+        The split folder ``root/<split>``, readable with :func:`read_image_folder`.
+
+    Raises:
+        UsageError: Unknown format or split, a bad count, or a split folder that is not empty.
+    """
+    if image_format not in IMAGE_FORMATS:
+        raise UsageError(f"unknown image_format {image_format!r}; choose one of {', '.join(IMAGE_FORMATS)}")
+    _check_split(split, n_per_class)
+    folder = Path(root) / split
+    if folder.exists() and any(folder.iterdir()):
+        raise UsageError(f"{folder}: folder is not empty", hint="choose a new folder or delete this one")
+    names = shapes_class_names(config)
+    for name in names:
+        (folder / name).mkdir(parents=True, exist_ok=True)
+    extension = IMAGE_FORMATS[image_format]
+    options = {"quality": 95} if image_format == "jpeg" else {}
+    for position, (image, label) in enumerate(shapes_samples(split, n_per_class, config)):
+        index = position // config.num_classes
+        image.save(folder / names[label] / f"{index:04d}{extension}", **options)
+    return folder
+
+
+def read_image_folder(root: str | os.PathLike[str]) -> ImageFolder:
+    """Index an image classification folder ``root/<class name>/<image file>``.
+
+    Hidden files and folders (a leading dot) and files without an image extension are skipped.
+
+    Args:
+        root: The folder holding one subfolder per class.
+
+    Returns:
+        The class names (sorted folder names) and the (path, label) samples.
+
+    Raises:
+        UsageError: The folder is missing, has no class folders, or a class folder has no images.
+    """
+    folder = Path(root)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: image folder not found", hint="pass a folder with one subfolder per class")
+    class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise UsageError(f"{folder}: no class folders", hint="put each class's images in a subfolder named after it")
+    samples = []
+    for label, class_dir in enumerate(class_dirs):
+        files = sorted(
+            p
+            for p in class_dir.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+        )
+        if not files:
+            raise UsageError(
+                f"{class_dir}: class folder has no images",
+                hint=f"add images ({', '.join(IMAGE_EXTENSIONS)}) or remove the folder",
+            )
+        samples.extend((str(path), label) for path in files)
+    return ImageFolder(root=folder, class_names=tuple(p.name for p in class_dirs), samples=tuple(samples))

@@ -1,0 +1,123 @@
+"""Which ONNX exporter settings give the fastest ViT graph? Measured, with PyTorch eager alongside.
+
+Exports one model (a preset by default: ViT-B/16-224 with random weights; latency does not
+depend on the weights) with each exporter (TorchScript-based, dynamo) and attention kernel
+(eager, sdpa), then times onnxruntime on each graph and PyTorch eager fp32 in the same process,
+round-robin, at batch 1 with a pinned thread count. Writes a Markdown report.
+
+    python -m vitedge.benchmarks.exporter_choice --out benchmarks/results/onnx_exporter.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime as _dt
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def _graph_summary(path: Path) -> str:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    ops = collections.Counter(node.op_type for node in graph.node)
+    interesting = ("MatMul", "Softmax", "LayerNormalization", "Where", "IsNaN", "Erf")
+    return f"{sum(ops.values())} nodes (" + ", ".join(f"{op} {ops[op]}" for op in interesting if ops[op]) + ")"
+
+
+def run(model: str, *, threads: int, runs: int, warmup: int, batch: int) -> str:
+    import onnxruntime as ort
+    import torch
+
+    from vitedge.benchmarks.latency import interleaved
+    from vitedge.benchmarks.machine import machine_info
+    from vitedge.converters.export_types import ExportOptions
+    from vitedge.converters.loading import load_source
+    from vitedge.converters.onnx_export import export_onnx
+
+    torch.set_num_threads(threads)
+    source = load_source(model)
+    size = source.image_size
+    x = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)
+    candidates, graphs = {}, {}
+    workdir = Path(tempfile.mkdtemp(prefix="vitedge-exporters-"))
+    for exporter in ("torchscript", "dynamo"):
+        for attention in ("eager", "sdpa"):
+            name = f"ONNX {exporter} exporter, {attention} attention"
+            folder = workdir / f"{exporter}-{attention}"
+            folder.mkdir()
+            try:
+                export_onnx(source, folder, ExportOptions(exporter=exporter, attention=attention))
+            except Exception as error:  # a failed variant is a row, not a crash
+                graphs[name] = f"export failed: {error}"
+                continue
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+            candidates[name] = lambda session=session: session.run(None, {"pixel_values": x})
+            graphs[name] = _graph_summary(folder / "model.onnx")
+    wrapper = source.two_outputs()
+    tensor = torch.from_numpy(x)
+
+    def torch_eager():
+        with torch.inference_mode():
+            wrapper(tensor)
+
+    candidates["PyTorch eager fp32 (sdpa attention)"] = torch_eager
+    graphs["PyTorch eager fp32 (sdpa attention)"] = "-"
+    stats = interleaved(candidates, warmup=warmup, runs=runs)
+    best_onnx = min(s.p50_ms for name, s in stats.items() if name.startswith("ONNX"))
+    eager = stats["PyTorch eager fp32 (sdpa attention)"].p50_ms
+    machine = machine_info()
+    lines = [
+        f"# ONNX exporter choice: {model}",
+        "",
+        f"Measured {_dt.date.today().isoformat()} on {machine['cpu']} ({machine['logical_cpus']} logical CPUs, "
+        f"{', '.join(machine['instruction_sets'])}), {machine['os']}; "
+        + ", ".join(f"{k} {v}" for k, v in machine["packages"].items()) + ".",
+        f"Batch {batch}, {threads} threads, {warmup} warm-up runs, {runs} timed runs each, interleaved round-robin.",
+        "",
+        "| variant | p50 ms | p90 ms | vs best ONNX | vs PyTorch eager | graph |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in graphs:
+        if name not in stats:
+            lines.append(f"| {name} | - | - | - | - | {graphs[name]} |")
+            continue
+        s = stats[name]
+        lines.append(
+            f"| {name} | {s.p50_ms:.1f} | {s.p90_ms:.1f} | {s.p50_ms / best_onnx:.2f}x | {s.p50_ms / eager:.2f}x | {graphs[name]} |"
+        )
+    lines += [
+        "",
+        "Reproduce: `python -m vitedge.benchmarks.exporter_choice "
+        + " ".join(sys.argv[1:]) + "`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="preset:vit-base-patch16-224")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--out", type=Path, help="write the Markdown report here (default: print it)")
+    args = parser.parse_args(argv)
+    report = run(args.model, threads=args.threads, runs=args.runs, warmup=args.warmup, batch=args.batch)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,48 @@
+"""Latency measurement: warm-up, many runs, medians and percentiles; interleaved for fair comparisons.
+
+Timings on shared machines drift; comparing variants one after another lets the drift land on one
+of them. :func:`interleaved` runs the candidates round-robin, so each sees the same conditions, and
+ratios between them are what a report should quote.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Milliseconds per call over ``runs`` timed calls."""
+
+    runs: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    min_ms: float
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> LatencyStats:
+        ms = np.asarray(seconds) * 1000
+        p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+        return cls(len(ms), float(p50), float(p90), float(p99), float(ms.mean()), float(ms.min()))
+
+
+def interleaved(
+    candidates: Mapping[str, Callable[[], object]], *, warmup: int = 3, runs: int = 20
+) -> dict[str, LatencyStats]:
+    """Time each candidate ``runs`` times, round-robin, after ``warmup`` untimed calls each."""
+    for function in candidates.values():
+        for _ in range(warmup):
+            function()
+    seconds: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(runs):
+        for name, function in candidates.items():
+            start = time.perf_counter()
+            function()
+            seconds[name].append(time.perf_counter() - start)
+    return {name: LatencyStats.of(values) for name, values in seconds.items()}

@@ -1,0 +1,115 @@
+"""The conversion pipeline: load → export → describe → validate → package, each stage typed.
+
+    >>> from vitedge.converters import convert
+    >>> result = convert("google/vit-base-patch16-224", to="onnx", out="artifacts/vit-b16")
+    >>> result.manifest.validation.top1_agreement
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from vitedge._version import __version__
+from vitedge.converters.atomic import atomic_folder, check_destination
+from vitedge.converters.export_types import ExportedModel, ExportOptions
+from vitedge.converters.loading import SourceModel, load_source
+from vitedge.converters.validate import DEFAULT_SAMPLES, validate_artifact
+from vitedge.errors import ValidationFailedError
+from vitedge.formats import Format, get_format, load_entry_point
+from vitedge.runtime.manifest import ConversionInfo, FileEntry, Manifest, ValidationReport
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    """A finished artifact: where it is, its manifest, and its validation against torch fp32."""
+
+    path: Path
+    manifest: Manifest
+
+    @property
+    def validation(self) -> ValidationReport | None:
+        return self.manifest.validation
+
+
+def convert(
+    model: str | SourceModel,
+    *,
+    to: str,
+    out: str | os.PathLike,
+    precision: str = "fp32",
+    overwrite: bool = False,
+    revision: str | None = None,
+    allow_pickle: bool = False,
+    validation_samples: int = DEFAULT_SAMPLES,
+    validation_images: str | os.PathLike | None = None,
+    options: ExportOptions | None = None,
+) -> ConversionResult:
+    """Convert a ViT classifier into an artifact folder, validated against the torch fp32 model.
+
+    Args:
+        model: ``preset:NAME``, a local Hugging Face folder, a hub id, or an already loaded SourceModel.
+        to: Format name from :data:`vitedge.formats.FORMATS`.
+        out: The artifact folder to create.
+        precision: One of the format's precisions.
+        overwrite: Replace an existing artifact at ``out``.
+        revision: Hub revision (branch, tag or commit).
+        allow_pickle: Accept a pickle (pytorch_model.bin) checkpoint. Only for sources you trust.
+        validation_samples: How many held-out inputs the artifact is checked on.
+        validation_images: A folder of the user's own images to validate on (default: built-in).
+        options: Format-specific export options (precision is taken from ``precision``).
+
+    Raises:
+        UsageError: unknown format or precision, or ``out`` exists without ``overwrite``.
+        ModelLoadError: the model cannot be loaded.
+        ConversionError: the export failed.
+        ValidationFailedError: the artifact misses the format's tolerance; nothing is written.
+    """
+    fmt = get_format(to)
+    support = fmt.support(precision)
+    out_path = Path(out)
+    check_destination(out_path, overwrite=overwrite)  # fail before the slow part
+    source = model if isinstance(model, SourceModel) else load_source(model, revision=revision, allow_pickle=allow_pickle)
+    export_options = ExportOptions(**{**_options_dict(options), "precision": precision})
+    exporter = load_entry_point(fmt.exporter)
+    with atomic_folder(out_path, overwrite=overwrite) as work:
+        exported: ExportedModel = exporter(source, work, export_options)
+        manifest = describe(fmt, precision, work, exported, source)
+        manifest.write(work)
+        report = validate_artifact(work, source, support.tolerance, samples=validation_samples, images_dir=validation_images)
+        if not report.passed:
+            raise ValidationFailedError(
+                f"the {fmt.title} {precision} artifact does not match the torch fp32 model: {'; '.join(report.failures)}",
+                hint="nothing was written; report this with the command you ran (vitedge --version)",
+            )
+        manifest = manifest.with_validation(report)
+        manifest.write(work)
+    return ConversionResult(out_path, manifest)
+
+
+def _options_dict(options: ExportOptions | None) -> dict:
+    if options is None:
+        return {}
+    return {name: getattr(options, name) for name in options.__dataclass_fields__}
+
+
+def describe(fmt: Format, precision: str, work: Path, exported: ExportedModel, source: SourceModel) -> Manifest:
+    """The manifest of a freshly exported model (validation comes after)."""
+    return Manifest(
+        format=fmt.name,
+        precision=precision,
+        files=tuple(FileEntry.of(work, name) for name in exported.files),
+        input=exported.input,
+        outputs=exported.outputs,
+        preprocess=source.preprocess,
+        labels=source.labels,
+        source=source.info,
+        conversion=ConversionInfo(
+            vitedge_version=__version__,
+            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            tools=dict(exported.tools),
+            recipe=dict(exported.recipe),
+        ),
+    )

@@ -1,0 +1,42 @@
+"""The interface every runtime backend implements, and how the right one is opened."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from vitedge.errors import BackendUnavailableError
+from vitedge.formats import get_format, load_entry_point
+from vitedge.runtime.manifest import Manifest
+
+
+class Backend(Protocol):
+    """Runs a preprocessed batch through the model.
+
+    ``run`` takes a float32 batch in the manifest's input layout and returns ``{"logits": (N, C),
+    "embedding": (N, D)}`` (embedding only when the model has one), float32. Backends that cannot
+    take several images at once set ``max_batch_size``; the caller splits. ``thread_safe`` says
+    whether ``run`` may be called from several threads at once.
+    """
+
+    name: str
+    version: str
+    max_batch_size: int | None
+    thread_safe: bool
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+def open_backend(folder: Path, manifest: Manifest, *, num_threads: int | None = None) -> Backend:
+    """Open the backend that the manifest's format names, with a clear error when it is missing."""
+    fmt = get_format(manifest.format)
+    if not fmt.backend_installed():
+        needs = " or ".join(fmt.backend_modules)
+        raise BackendUnavailableError(
+            f"{folder}: a {fmt.title} artifact needs {needs}, which is not installed",
+            hint=f"pip install 'vitedge[{fmt.install_extra}]'",
+        )
+    backend_class = load_entry_point(fmt.backend)
+    return backend_class(folder / manifest.model_file, manifest, num_threads=num_threads)

@@ -1,0 +1,233 @@
+"""The conversion pipeline: loading sources, ONNX export, validation, atomic artifacts."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import onnx
+import pytest
+
+from tests.conftest import TINY_LABELS, write_tiny_folder
+from vitedge.converters import convert, load_source
+from vitedge.converters.presets import PRESETS
+from vitedge.errors import ModelLoadError, UsageError, ValidationFailedError
+from vitedge.formats import FORMATS, Tolerance
+from vitedge.runtime.manifest import SCHEMA, read_manifest, sha256_file
+
+
+def test_artifact_has_model_and_a_complete_manifest(tiny_artifact, tiny_folder):
+    manifest = read_manifest(tiny_artifact)
+    assert manifest.schema == SCHEMA and manifest.format == "onnx" and manifest.precision == "fp32"
+    assert [entry.path for entry in manifest.files] == ["model.onnx"]
+    assert manifest.files[0].sha256 == sha256_file(tiny_artifact / "model.onnx")
+    assert manifest.input.name == "pixel_values" and manifest.input.shape == (None, 3, 32, 32)
+    assert manifest.input.dynamic_batch
+    assert (manifest.outputs.logits, manifest.outputs.embedding) == ("logits", "embedding")
+    assert (manifest.outputs.num_classes, manifest.outputs.embedding_size) == (4, 64)
+    assert [manifest.labels[i] for i in range(4)] == list(TINY_LABELS)
+    assert manifest.preprocess.size == (32, 32) and manifest.preprocess.mean == (0.5, 0.5, 0.5)
+    assert manifest.source.weights == "pretrained"
+    assert manifest.source.weights_sha256 == sha256_file(tiny_folder / "model.safetensors")
+    assert manifest.source.architecture["hidden_size"] == 64
+    assert {"torch", "onnx"} <= set(manifest.conversion.tools)
+    report = manifest.validation
+    assert report.passed and report.samples == 16 and report.reference == "torch fp32"
+    assert report.min_logits_cosine > 0.9999 and report.min_embedding_cosine > 0.9999
+    assert report.max_abs_diff_logits < 1e-3 and report.top1_agreement == 1.0
+    assert not list(tiny_artifact.parent.glob(".*partial*")), "no work folder left behind"
+
+
+def test_onnx_graph_has_two_outputs_dynamic_batch_and_layernorm(tiny_artifact):
+    model = onnx.load(str(tiny_artifact / "model.onnx"))
+    assert model.opset_import[0].version >= 17
+    assert [o.name for o in model.graph.output] == ["logits", "embedding"]
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    ops = {node.op_type for node in model.graph.node}
+    assert "LayerNormalization" in ops
+
+
+def test_onnx_matches_torch_on_odd_batch_sizes(tiny_artifact, tiny_folder):
+    import onnxruntime as ort
+    import torch
+
+    source = load_source(str(tiny_folder))
+    session = ort.InferenceSession(str(tiny_artifact / "model.onnx"))
+    for batch in (1, 3, 9):
+        x = np.random.default_rng(batch).standard_normal((batch, 3, 32, 32)).astype(np.float32)
+        logits, embedding = session.run(None, {"pixel_values": x})
+        with torch.no_grad():
+            ref_logits, ref_embedding = source.two_outputs()(torch.from_numpy(x))
+        np.testing.assert_allclose(logits, ref_logits.numpy(), atol=1e-4)
+        np.testing.assert_allclose(embedding, ref_embedding.numpy(), atol=1e-4)
+
+
+def test_embedding_is_the_final_layernorm_cls_state(tiny_folder):
+    import torch
+
+    source = load_source(str(tiny_folder))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        logits, embedding = source.two_outputs()(x)
+        hidden = source.model(pixel_values=x, output_hidden_states=True)
+        expected = source.model.vit.layernorm(hidden.hidden_states[-1])[:, 0]
+        torch.testing.assert_close(embedding, expected)
+        torch.testing.assert_close(logits, hidden.logits)
+
+
+def test_deit_converts_and_validates(tmp_path):
+    folder = write_tiny_folder(tmp_path / "deit", model_type="deit")
+    result = convert(str(folder), to="onnx", out=tmp_path / "art", validation_samples=8)
+    assert result.validation.passed and result.manifest.source.architecture["model_type"] == "deit"
+
+
+def test_preset_artifact_is_random_init_with_the_preset_architecture(preset_artifact):
+    manifest = read_manifest(preset_artifact)
+    assert manifest.source.weights == "random-init" and manifest.is_random_init
+    assert manifest.source.model == "preset:vit-tiny-patch16-224" and manifest.source.seed == 0
+    arch = manifest.source.architecture
+    assert (arch["hidden_size"], arch["num_hidden_layers"], arch["num_attention_heads"]) == (192, 12, 3)
+    assert manifest.outputs.num_classes == 1000 and len(manifest.labels) == 1000
+    assert manifest.input.shape == (None, 3, 224, 224) and manifest.validation.passed
+
+
+GOOGLE_CONFIGS = {  # from the hub config.json files of the google checkpoints
+    "vit-base-patch16-224": (768, 12, 12, 3072, 224, 16),
+    "vit-large-patch16-384": (1024, 24, 16, 4096, 384, 16),
+    "vit-tiny-patch16-224": (192, 12, 3, 768, 224, 16),
+    "vit-small-patch16-224": (384, 12, 6, 1536, 224, 16),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GOOGLE_CONFIGS))
+def test_presets_match_reference_configs(name):
+    preset = PRESETS[name]
+    got = (preset.hidden_size, preset.num_hidden_layers, preset.num_attention_heads,
+           preset.intermediate_size, preset.image_size, preset.patch_size)
+    assert got == GOOGLE_CONFIGS[name] and preset.num_labels == 1000
+
+
+def test_presets_are_reproducible_from_their_seed():
+    a = load_source("preset:vit-tiny-patch16-224", seed=3)
+    b = load_source("preset:vit-tiny-patch16-224", seed=3)
+    c = load_source("preset:vit-tiny-patch16-224", seed=4)
+    assert a.info.weights_sha256 == b.info.weights_sha256 != c.info.weights_sha256
+
+
+def test_unknown_preset_suggests_the_closest():
+    with pytest.raises(UsageError, match="did you mean 'vit-base-patch16-224'"):
+        load_source("preset:vit-base-patch16-244")
+
+
+def test_existing_output_needs_overwrite(tiny_folder, tiny_artifact, tmp_path):
+    with pytest.raises(UsageError, match="already exists.*--overwrite"):
+        convert(str(tiny_folder), to="onnx", out=tiny_artifact)
+    out = tmp_path / "again"
+    convert(str(tiny_folder), to="onnx", out=out, validation_samples=4)
+    first = read_manifest(out).conversion.created
+    convert(str(tiny_folder), to="onnx", out=out, overwrite=True, validation_samples=4)
+    assert read_manifest(out).validation.passed and read_manifest(out).conversion.created >= first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again"]
+
+
+def test_overwrite_never_deletes_a_folder_that_is_not_an_artifact(tiny_folder, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    with pytest.raises(UsageError, match="not a vitedge artifact"):
+        convert(str(tiny_folder), to="onnx", out=tmp_path / "mine", overwrite=True)
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("exporter exploded"), KeyboardInterrupt()])
+def test_a_failed_or_interrupted_conversion_leaves_nothing(tiny_folder, tmp_path, monkeypatch, failure):
+    import vitedge.converters.pipeline as pipeline
+
+    def broken(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(pipeline, "validate_artifact", broken)
+    with pytest.raises(type(failure)):
+        convert(str(tiny_folder), to="onnx", out=tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_conversion_that_misses_tolerance_fails_clearly_and_writes_nothing(tiny_folder, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    import vitedge.converters.pipeline as pipeline
+    from vitedge.formats import PrecisionSupport
+
+    impossible = PrecisionSupport("fp32", Tolerance(max_abs_diff=0.0, min_logits_cosine=1.0000001))
+    strict = replace(FORMATS["onnx"], precisions=(impossible,))
+    monkeypatch.setattr(pipeline, "get_format", lambda name: strict)
+    with pytest.raises(ValidationFailedError, match="does not match the torch fp32 model: .*needs"):
+        convert(str(tiny_folder), to="onnx", out=tmp_path / "out", validation_samples=4)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pickle_checkpoints_are_refused_unless_allowed(tmp_path):
+    folder = write_tiny_folder(tmp_path / "pickled", pickle=True)
+    with pytest.raises(ModelLoadError, match="pickle.*--allow-pickle"):
+        load_source(str(folder))
+    source = load_source(str(folder), allow_pickle=True)
+    assert source.info.weights_sha256 == sha256_file(folder / "pytorch_model.bin")
+
+
+def test_unknown_format_and_precision_are_rejected_with_suggestions(tiny_folder, tmp_path):
+    with pytest.raises(UsageError, match="unknown format 'onxx' \\(did you mean 'onnx'\\?\\)"):
+        convert(str(tiny_folder), to="onxx", out=tmp_path / "x")
+    with pytest.raises(UsageError, match="unknown precision 'fp33'"):
+        convert(str(tiny_folder), to="onnx", precision="fp33", out=tmp_path / "x")
+
+
+def test_missing_folder_and_unsupported_architecture(tmp_path):
+    with pytest.raises(ModelLoadError, match="no such folder"):
+        load_source("./does/not/exist")
+    folder = tmp_path / "bert"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(ModelLoadError, match="model type 'bert' is not supported.*vit"):
+        load_source(str(folder))
+    empty = tmp_path / "no-weights"
+    write_tiny_folder(empty)
+    (empty / "model.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="no model weights"):
+        load_source(str(empty))
+
+
+def test_hub_ids_download_through_huggingface_hub(tiny_folder, tmp_path, monkeypatch):
+    """The hub path is the real one up to the download, which a local snapshot stands in for."""
+    import shutil
+
+    import huggingface_hub
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = tmp_path / "hub" / "snapshots" / commit
+    shutil.copytree(tiny_folder, snapshot)
+    calls = []
+
+    def fake_snapshot_download(repo_id, **kwargs):
+        calls.append((repo_id, kwargs))
+        return str(snapshot)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    source = load_source("someone/tiny-vit", revision="main")
+    assert source.info.model == "someone/tiny-vit" and source.info.revision == commit
+    repo_id, kwargs = calls[0]
+    assert repo_id == "someone/tiny-vit" and kwargs["revision"] == "main"
+    assert "*.safetensors" in kwargs["allow_patterns"] and "pytorch_model.bin" not in kwargs["allow_patterns"]
+
+
+def test_hub_download_failure_is_one_clear_error(monkeypatch):
+    import huggingface_hub
+
+    def offline(repo_id, **kwargs):
+        raise OSError("We couldn't connect to 'https://huggingface.co'\nlong details")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(ModelLoadError) as caught:
+        load_source("google/vit-base-patch16-224")
+    message = str(caught.value)
+    assert "google/vit-base-patch16-224: could not download" in message and "\n" not in message
+    assert re.search(r"local folder", message)

@@ -1,0 +1,257 @@
+"""The vitedge command line: one parser, subcommands that call the public API.
+
+Errors a user can cause print one line (``vitedge: error: …``) and exit non-zero; a traceback
+only appears with ``--debug``. Commands that only run models (predict, embed, inspect, formats)
+never import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from vitedge._version import __version__
+from vitedge.errors import UsageError, VitedgeError
+from vitedge.formats import FORMATS, PRECISIONS
+
+EXIT_IMAGE_ERRORS = 1
+EXIT_INTERNAL = 70
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage mistakes as our one-line UsageError."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        raise UsageError(f"{self.prog}: {message}", hint=f"see {self.prog} --help")
+
+
+def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
+    from vitedge.runtime.images import DEFAULT_MAX_PIXELS
+
+    parser.add_argument("--batch-size", type=int, default=8, help="images per inference (default 8)")
+    parser.add_argument("--threads", type=int, default=None, help="threads per inference (default: the backend's)")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help=f"refuse larger images, a decompression-bomb guard (default {DEFAULT_MAX_PIXELS:,})")
+    parser.add_argument("--no-verify", action="store_true", help="skip the model files' sha256 check on open")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="vitedge", description="Vision Transformer classifiers on edge devices.")
+    parser.add_argument("--version", action="version", version=f"vitedge {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks (accepted anywhere on the line)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    convert = commands.add_parser("convert", help="convert a ViT classifier to an edge format, validated against torch")
+    convert.add_argument("model", help="hub id (google/vit-base-patch16-224), local HF folder, or preset:NAME")
+    convert.add_argument("--to", required=True, metavar="FORMAT", help=f"target format: {', '.join(FORMATS)}")
+    convert.add_argument("--out", required=True, help="artifact folder to create")
+    convert.add_argument("--precision", default="fp32", metavar="P", help=f"one of: {', '.join(PRECISIONS)} (default fp32)")
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing artifact at --out")
+    convert.add_argument("--revision", help="hub revision: branch, tag or commit")
+    convert.add_argument("--allow-pickle", action="store_true",
+                         help="accept a pytorch_model.bin pickle checkpoint (it can run code: only for sources you trust)")
+    convert.add_argument("--validation-samples", type=int, default=32, help="held-out inputs to validate on (default 32)")
+    convert.add_argument("--validation-images", help="validate on the images in this folder instead of built-in ones")
+    convert.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    convert.add_argument("--exporter", default="torchscript", choices=["torchscript", "dynamo"],
+                         help="ONNX exporter (default torchscript: measured fastest, see benchmarks/results)")
+    convert.add_argument("--json", action="store_true", help="print the manifest as JSON")
+
+    predict = commands.add_parser("predict", help="classify images with an artifact")
+    predict.add_argument("artifact")
+    predict.add_argument("images", nargs="+", help="image files and/or folders (searched recursively)")
+    predict.add_argument("--top-k", type=int, default=5)
+    predict.add_argument("--json", action="store_true", help="print one JSON list, one object per image")
+    _add_runtime_options(predict)
+
+    embed = commands.add_parser("embed", help="write L2-normalized image embeddings to a .npy file")
+    embed.add_argument("artifact")
+    embed.add_argument("images", nargs="+", help="image files and/or folders (searched recursively)")
+    embed.add_argument("--out", required=True, help="the .npy file; the image order goes beside it as .json")
+    embed.add_argument("--no-normalize", action="store_true", help="keep raw embeddings (no L2 normalization)")
+    _add_runtime_options(embed)
+
+    inspect = commands.add_parser("inspect", help="show an artifact's manifest")
+    inspect.add_argument("artifact")
+    inspect.add_argument("--json", action="store_true", help="print the raw manifest")
+
+    verify = commands.add_parser("verify", help="re-check an artifact's checksums and, when possible, its parity")
+    verify.add_argument("artifact")
+    verify.add_argument("--against", metavar="MODEL", help="the source model (default: the one the manifest names)")
+    verify.add_argument("--samples", type=int, default=32, help="inputs for the parity check (default 32)")
+    verify.add_argument("--allow-pickle", action="store_true", help="accept a pickle checkpoint as the source")
+
+    formats = commands.add_parser("formats", help="list formats and precisions")
+    formats.add_argument("--json", action="store_true")
+    formats.add_argument("--markdown", action="store_true", help="the README table")
+
+    quickstart = commands.add_parser("quickstart", help="train a small ViT on built-in data, convert it, predict")
+    quickstart.add_argument("--out", default="vitedge-quickstart", help="working folder (default ./vitedge-quickstart)")
+    quickstart.add_argument("--seconds", type=float, default=None, help="cap the training time")
+    quickstart.add_argument("--small", action="store_true", help="a much smaller run (seconds; for tests)")
+    return parser
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def _open_classifier(args: argparse.Namespace):
+    from vitedge.runtime import Classifier
+
+    return Classifier.open(
+        args.artifact, num_threads=args.threads, batch_size=args.batch_size,
+        max_pixels=args.max_pixels, verify=not args.no_verify,
+    )
+
+
+def _image_paths(inputs: Sequence[str]) -> list[str]:
+    from vitedge.runtime.images import expand_image_paths
+
+    paths = expand_image_paths(inputs)
+    if not paths:
+        raise UsageError(f"no images found in {', '.join(inputs)}", hint="pass image files or folders that hold images")
+    return paths
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from vitedge.converters import ExportOptions, convert
+    from vitedge.render import human_bytes, validation_text
+
+    result = convert(
+        args.model, to=args.to, out=args.out, precision=args.precision, overwrite=args.overwrite,
+        revision=args.revision, allow_pickle=args.allow_pickle, validation_samples=args.validation_samples,
+        validation_images=args.validation_images, options=ExportOptions(opset=args.opset, exporter=args.exporter),
+    )
+    manifest = result.manifest
+    if args.json:
+        print(json.dumps(manifest.to_dict(), indent=2))
+        return 0
+    size = sum(entry.bytes for entry in manifest.files)
+    print(f"wrote {result.path} ({manifest.format} {manifest.precision}, {human_bytes(size)})")
+    print(f"validation: {validation_text(manifest.validation)}")
+    if manifest.is_random_init:
+        print("note: random-init weights (a preset): good for latency work, its predictions are meaningless")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from vitedge.render import classification_lines
+
+    classifier = _open_classifier(args)
+    results = classifier.predict(_image_paths(args.images), top_k=args.top_k)
+    if args.json:
+        print(json.dumps([result.to_dict() for result in results], indent=2))
+    else:
+        if classifier.is_random_init:
+            print("warning: this artifact has random-init weights: its predictions are meaningless", file=sys.stderr)
+        print("\n".join(classification_lines(results)))
+    return EXIT_IMAGE_ERRORS if any(not result.ok for result in results) else 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    out = Path(args.out)
+    if out.suffix != ".npy":
+        raise UsageError(f"--out {out}: must end in .npy")
+    classifier = _open_classifier(args)
+    embeddings = classifier.embed(_image_paths(args.images), normalize=not args.no_normalize)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, embeddings.vectors)
+    index = {
+        "artifact": str(args.artifact),
+        "normalized": not args.no_normalize,
+        "shape": list(embeddings.vectors.shape),
+        "images": list(embeddings.images),
+        "errors": [{"image": image, "error": error} for image, error in embeddings.errors],
+    }
+    if classifier.is_random_init:
+        index["warning"] = "random-init weights: these embeddings are meaningless"
+    out.with_suffix(".json").write_text(json.dumps(index, indent=2) + "\n")
+    rows, dims = embeddings.vectors.shape
+    print(f"wrote {out} ({rows} x {dims}, float32) and {out.with_suffix('.json')} (row order)")
+    for image, error in embeddings.errors:
+        print(f"{image}: ERROR {error.removeprefix(image + ': ')}", file=sys.stderr)
+    return EXIT_IMAGE_ERRORS if embeddings.errors else 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from vitedge.render import manifest_text
+    from vitedge.runtime.manifest import read_manifest
+
+    manifest = read_manifest(args.artifact)
+    print(json.dumps(manifest.to_dict(), indent=2) if args.json else manifest_text(manifest, args.artifact))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from vitedge.verify import verify_artifact
+
+    outcome = verify_artifact(args.artifact, against=args.against, samples=args.samples, allow_pickle=args.allow_pickle)
+    for line in outcome.lines:
+        print(line)
+    return 0 if outcome.ok else 1
+
+
+def cmd_formats(args: argparse.Namespace) -> int:
+    from vitedge.render import formats_json, formats_rows, markdown_table, table
+
+    if args.json:
+        print(json.dumps(formats_json(), indent=2))
+    else:
+        rows, header = formats_rows()
+        print(markdown_table(rows, header) if args.markdown else table(rows, header))
+    return 0
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from vitedge.quickstart import run_quickstart
+
+    run_quickstart(Path(args.out), max_seconds=args.seconds, small=args.small, echo=print)
+    return 0
+
+
+COMMANDS = {
+    "convert": cmd_convert,
+    "predict": cmd_predict,
+    "embed": cmd_embed,
+    "inspect": cmd_inspect,
+    "verify": cmd_verify,
+    "formats": cmd_formats,
+    "quickstart": cmd_quickstart,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [arg for arg in argv if arg != "--debug"]  # accepted anywhere on the line
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help()
+            return 2
+        return COMMANDS[args.command](args)
+    except VitedgeError as error:
+        if debug:
+            traceback.print_exc()
+        print(f"vitedge: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("vitedge: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug: say so in one line unless --debug
+        if debug:
+            raise
+        message = " ".join(str(error).split())[:300]
+        print(f"vitedge: internal error: {type(error).__name__}: {message} (rerun with --debug and report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

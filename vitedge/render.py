@@ -1,0 +1,132 @@
+"""Text the CLI shows people: results, manifests, the formats table. Pure functions, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from vitedge.formats import FORMATS, PRECISIONS
+
+
+def human_bytes(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
+
+
+def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    """A plain aligned text table."""
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(header, widths)).rstrip()]
+    lines.append("  ".join("-" * width for width in widths))
+    lines += ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def markdown_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def formats_rows() -> tuple[list[list[str]], list[str]]:
+    """The registry as rows: one per (format, precision)."""
+    header = ["format", "precision", "runtime", "installed", "what it is"]
+    rows = []
+    for fmt in FORMATS.values():
+        installed = "yes" if fmt.backend_installed() else f"no: pip install 'vitedge[{fmt.install_extra}]'"
+        for support in fmt.precisions:
+            what = PRECISIONS[support.precision].description
+            if support.note:
+                what += f" ({support.note})"
+            rows.append([fmt.name, support.precision, " | ".join(fmt.backend_modules), installed, what])
+    return rows, header
+
+
+def formats_json() -> list[dict[str, Any]]:
+    return [
+        {
+            "format": fmt.name,
+            "title": fmt.title,
+            "runtime": list(fmt.backend_modules),
+            "install_extra": fmt.install_extra,
+            "installed": fmt.backend_installed(),
+            "platforms": fmt.notes,
+            "precisions": [
+                {"name": s.precision, "description": PRECISIONS[s.precision].description, "note": s.note}
+                for s in fmt.precisions
+            ],
+        }
+        for fmt in FORMATS.values()
+    ]
+
+
+def classification_lines(results: Iterable[Any]) -> list[str]:
+    """Per image: its name, then one line per prediction (score, label, index), or its error."""
+    lines: list[str] = []
+    for result in results:
+        if result.error is not None:
+            lines.append(f"{result.image}: ERROR {result.error.removeprefix(result.image + ': ')}")
+            continue
+        marker = "  [random-init weights: meaningless]" if result.warning else ""
+        lines.append(f"{result.image}{marker}")
+        lines += [f"  {p.score:7.2%}  {p.label}  (#{p.index})" for p in result.predictions]
+    return lines
+
+
+def manifest_text(manifest: Any, path: str) -> str:
+    """A readable summary of a manifest (``vitedge inspect``)."""
+    m = manifest
+    size = sum(entry.bytes for entry in m.files)
+    shape = "x".join("N" if d is None else str(d) for d in m.input.shape)
+    pre = m.preprocess
+    if pre.resize_mode == "exact":
+        resize = f"resize to {pre.size[0]}x{pre.size[1]} ({pre.resample})"
+    elif pre.resize_mode == "shortest_edge":
+        resize = f"shortest edge to {pre.shortest_edge} ({pre.resample})"
+    else:
+        resize = "no resize"
+    if pre.crop_size:
+        resize += f", center crop {pre.crop_size[0]}x{pre.crop_size[1]}"
+    normalize = "in the model" if pre.normalization_in_model else f"x{pre.rescale_factor:.6g}, mean {pre.mean}, std {pre.std}"
+    labels = ", ".join(m.labels[i] for i in sorted(m.labels)[:5]) + (", …" if len(m.labels) > 5 else "")
+    arch = m.source.architecture
+    lines = [
+        f"artifact      {path}",
+        f"schema        {m.schema}",
+        f"format        {m.format}  precision {m.precision}",
+        f"files         " + ", ".join(f"{e.path} ({human_bytes(e.bytes)}, sha256 {e.sha256[:12]}…)" for e in m.files),
+        f"size          {human_bytes(size)}",
+        f"input         {m.input.name}: {m.input.dtype} {m.input.layout} {shape}"
+        + (" (dynamic batch)" if m.input.dynamic_batch else ""),
+        f"outputs       logits: {m.outputs.logits} ({m.outputs.num_classes} classes)"
+        + (f", embedding: {m.outputs.embedding} ({m.outputs.embedding_size} dims)" if m.outputs.embedding else ""),
+        f"preprocess    {resize}; normalize {normalize}; {pre.channel_order}",
+        f"labels        {len(m.labels)}: {labels}",
+        f"source        {m.source.model}" + (f" @ {m.source.revision}" if m.source.revision else "")
+        + f"  weights: {m.source.weights}",
+        f"architecture  {arch.get('model_type')} hidden {arch.get('hidden_size')}, {arch.get('num_hidden_layers')} layers, "
+        f"{arch.get('num_attention_heads')} heads, image {arch.get('image_size')}, patch {arch.get('patch_size')}, "
+        f"{arch.get('parameters', 0) / 1e6:.1f}M parameters",
+        f"converted     {m.conversion.created} by vitedge {m.conversion.vitedge_version}; "
+        + ", ".join(f"{k} {v}" for k, v in m.conversion.tools.items()),
+        f"recipe        " + ", ".join(f"{k}={v}" for k, v in m.conversion.recipe.items()),
+    ]
+    lines.append("validation    " + (validation_text(m.validation) if m.validation else "none"))
+    if m.is_random_init:
+        lines.append("warning       random-init weights: for latency work only, predictions are meaningless")
+    return "\n".join(lines)
+
+
+def validation_text(report: Any) -> str:
+    verdict = "PASSED" if report.passed else "FAILED: " + "; ".join(report.failures)
+    embedding = (
+        f", min embedding cosine {report.min_embedding_cosine:.6f}" if report.min_embedding_cosine is not None else ""
+    )
+    simulated = " (simulated)" if report.simulated else ""
+    return (
+        f"{verdict}{simulated} vs {report.reference} on {report.inputs}: top-1 agreement {report.top1_agreement:.2%}, "
+        f"min logits cosine {report.min_logits_cosine:.6f}{embedding}, max abs logits diff {report.max_abs_diff_logits:.3g}"
+    )
