@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from vitedge.runtime.preprocess_spec import RESAMPLE_FILTERS, PreprocessSpec
 
 from vitedge.errors import ConversionError, ModelLoadError
+from vitedge.runtime.preprocess_spec import RESAMPLE_FILTERS, PreprocessSpec
 
 PROCESSOR_CONFIG = "preprocessor_config.json"
 

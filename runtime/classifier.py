@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -18,7 +18,7 @@ from vitedge.runtime.images import DEFAULT_MAX_PIXELS, describe, load_rgb
 from vitedge.runtime.manifest import RANDOM_INIT_WARNING, Manifest, read_manifest, verify_files
 from vitedge.runtime.preprocess import preprocess
 
-ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, bytes]
+ImageInput = str | os.PathLike | Image.Image | np.ndarray | bytes
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from functools import lru_cache
 
 import numpy as np
 from PIL import Image
-from vitedge.runtime.preprocess_spec import PreprocessSpec
 
 from vitedge.errors import UsageError
+from vitedge.runtime.preprocess_spec import PreprocessSpec
 
 _PIL_FILTERS = {
     "nearest": Image.Resampling.NEAREST,

@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
 from vitedge.converters.hf_preprocess import spec_from_processor
+from vitedge.errors import ImageLoadError, UsageError
 from vitedge.runtime.images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
@@ -22,8 +24,6 @@ from vitedge.runtime.images import (
     load_rgb,
 )
 from vitedge.runtime.preprocess import preprocess
-
-from vitedge.errors import ImageLoadError, UsageError
 
 DATA = Path(__file__).parent / "data"
 PHOTOS = ("chelsea.jpg", "astronaut.jpg", "coffee.png")

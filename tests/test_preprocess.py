@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
 from vitedge.converters.hf_preprocess import default_spec, load_spec, spec_from_processor
+from vitedge.errors import ConversionError, ModelLoadError, UsageError
 from vitedge.runtime.images import load_rgb
 from vitedge.runtime.preprocess import preprocess, preprocess_batch, resized_size
 from vitedge.runtime.preprocess_spec import PreprocessSpec
-
-from vitedge.errors import ConversionError, ModelLoadError, UsageError
 
 transformers = pytest.importorskip("transformers")
 

@@ -97,7 +97,7 @@ def manifest_text(manifest: Any, path: str) -> str:
         f"artifact      {path}",
         f"schema        {m.schema}",
         f"format        {m.format}  precision {m.precision}",
-        f"files         " + ", ".join(f"{e.path} ({human_bytes(e.bytes)}, sha256 {e.sha256[:12]}…)" for e in m.files),
+        "files         " + ", ".join(f"{e.path} ({human_bytes(e.bytes)}, sha256 {e.sha256[:12]}…)" for e in m.files),
         f"size          {human_bytes(size)}",
         f"input         {m.input.name}: {m.input.dtype} {m.input.layout} {shape}"
         + (" (dynamic batch)" if m.input.dynamic_batch else ""),
@@ -112,7 +112,7 @@ def manifest_text(manifest: Any, path: str) -> str:
         f"{arch.get('parameters', 0) / 1e6:.1f}M parameters",
         f"converted     {m.conversion.created} by vitedge {m.conversion.vitedge_version}; "
         + ", ".join(f"{k} {v}" for k, v in m.conversion.tools.items()),
-        f"recipe        " + ", ".join(f"{k}={v}" for k, v in m.conversion.recipe.items()),
+        "recipe        " + ", ".join(f"{k}={v}" for k, v in m.conversion.recipe.items()),
     ]
     lines.append("validation    " + (validation_text(m.validation) if m.validation else "none"))
     if m.is_random_init:
