@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     formats = commands.add_parser("formats", help="list formats and precisions")
     formats.add_argument("--json", action="store_true")
-    formats.add_argument("--markdown", action="store_true", help="the README table")
+    formats.add_argument("--markdown", action="store_true", help="the README's table (without this machine's status)")
 
     quickstart = commands.add_parser("quickstart", help="train a small ViT on built-in data, convert it, predict")
     quickstart.add_argument("--out", default="vitedge-quickstart", help="working folder (default ./vitedge-quickstart)")
@@ -203,7 +203,7 @@ def cmd_formats(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(formats_json(), indent=2))
     else:
-        rows, header = formats_rows()
+        rows, header = formats_rows(installed=not args.markdown)
         print(markdown_table(rows, header) if args.markdown else table(rows, header))
     return 0
 

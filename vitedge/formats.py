@@ -126,7 +126,7 @@ FORMATS: dict[str, Format] = {
 def get_format(name: str) -> Format:
     """Look a format up by name; a UsageError lists the valid names and the closest match."""
     try:
-        return FORMATS[name]
+        return FORMATS[name.strip().lower()]
     except KeyError:
         raise UsageError(
             f"unknown format {name!r}{did_you_mean(name, FORMATS)}",

@@ -31,17 +31,18 @@ def markdown_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def formats_rows() -> tuple[list[list[str]], list[str]]:
-    """The registry as rows: one per (format, precision)."""
-    header = ["format", "precision", "runtime", "installed", "what it is"]
+def formats_rows(*, installed: bool = True) -> tuple[list[list[str]], list[str]]:
+    """The registry as rows, one per (format, precision); ``installed`` adds this machine's status."""
+    header = ["format", "precision", "runtime", "extra", "what it is"] + (["installed here"] if installed else [])
     rows = []
     for fmt in FORMATS.values():
-        installed = "yes" if fmt.backend_installed() else f"no: pip install 'vitedge[{fmt.install_extra}]'"
+        status = "yes" if fmt.backend_installed() else f"no: pip install 'vitedge[{fmt.install_extra}]'"
         for support in fmt.precisions:
             what = PRECISIONS[support.precision].description
             if support.note:
                 what += f" ({support.note})"
-            rows.append([fmt.name, support.precision, " | ".join(fmt.backend_modules), installed, what])
+            row = [fmt.name, support.precision, " or ".join(fmt.backend_modules), f"vitedge[{fmt.install_extra}]", what]
+            rows.append(row + ([status] if installed else []))
     return rows, header
 
 
