@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,7 @@ def convert(
     validation_samples: int = DEFAULT_SAMPLES,
     validation_images: str | os.PathLike | None = None,
     options: ExportOptions | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> ConversionResult:
     """Convert a ViT classifier into an artifact folder, validated against the torch fp32 model.
 
@@ -60,6 +62,7 @@ def convert(
         validation_samples: How many held-out inputs the artifact is checked on.
         validation_images: A folder of the user's own images to validate on (default: built-in).
         options: Format-specific export options (precision is taken from ``precision``).
+        on_stage: Called with a short line as each stage starts (the CLI prints them).
 
     Raises:
         UsageError: unknown format or precision, or ``out`` exists without ``overwrite``.
@@ -67,17 +70,22 @@ def convert(
         ConversionError: the export failed.
         ValidationFailedError: the artifact misses the format's tolerance; nothing is written.
     """
+    stage = on_stage or (lambda line: None)
     fmt = get_format(to)
     support = fmt.support(precision)
     out_path = Path(out)
     check_destination(out_path, overwrite=overwrite)  # fail before the slow part
-    source = model if isinstance(model, SourceModel) else load_source(model, revision=revision, allow_pickle=allow_pickle)
     export_options = ExportOptions(**{**_options_dict(options), "precision": precision})
+    if not isinstance(model, SourceModel):
+        stage(f"loading {model}")
+    source = model if isinstance(model, SourceModel) else load_source(model, revision=revision, allow_pickle=allow_pickle)
     exporter = load_entry_point(fmt.exporter)
     with atomic_folder(out_path, overwrite=overwrite) as work:
+        stage(f"exporting to {fmt.title} {precision}")
         exported: ExportedModel = exporter(source, work, export_options)
         manifest = describe(fmt, precision, work, exported, source)
         manifest.write(work)
+        stage(f"validating against the torch fp32 model on {validation_samples} inputs")
         report = validate_artifact(work, source, support.tolerance, samples=validation_samples, images_dir=validation_images)
         if not report.passed:
             raise ValidationFailedError(

@@ -125,6 +125,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         args.model, to=args.to, out=args.out, precision=args.precision, overwrite=args.overwrite,
         revision=args.revision, allow_pickle=args.allow_pickle, validation_samples=args.validation_samples,
         validation_images=args.validation_images, options=ExportOptions(opset=args.opset, exporter=args.exporter),
+        on_stage=lambda line: print(f"{line} …", file=sys.stderr, flush=True),
     )
     manifest = result.manifest
     if args.json:
