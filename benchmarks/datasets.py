@@ -211,32 +211,42 @@ def shapes_class_names(config: ShapesConfig) -> tuple[str, ...]:
 # --- drawing ---------------------------------------------------------------------------------
 
 
-def _random_color(rng: np.random.Generator) -> tuple[int, int, int]:
-    red, green, blue = (int(c) for c in rng.integers(0, 256, size=3))
+@dataclass(frozen=True)
+class _Palette:
+    """Channel ranges of one scene: objects are dark on a light background, or the reverse.
+
+    Fixed polarity and a wide gap make the classes learnable from little data; difficulty narrows
+    the gap until the ranges overlap (low-contrast images) and flips the polarity more often.
+    """
+
+    background: tuple[int, int]
+    objects: tuple[int, int]
+
+    @classmethod
+    def random(cls, rng: np.random.Generator, difficulty: float) -> _Palette:
+        light, dark = (round(150 - 70 * difficulty), 256), (0, round(106 + 70 * difficulty))
+        if rng.random() < 0.3 * difficulty:
+            light, dark = (256 - dark[1], 256), (0, 256 - light[0])
+            return cls(background=dark, objects=light)
+        return cls(background=light, objects=dark)
+
+
+def _random_color(rng: np.random.Generator, channel_range: tuple[int, int] = (0, 256)) -> tuple[int, int, int]:
+    red, green, blue = (int(c) for c in rng.integers(*channel_range, size=3))
     return red, green, blue
 
 
-def _contrasting_color(
-    rng: np.random.Generator, against: np.ndarray, min_distance: float
-) -> tuple[int, int, int]:
-    for _ in range(16):
-        color = _random_color(rng)
-        if np.linalg.norm(np.subtract(color, against)) >= min_distance:
-            return color
-    red, green, blue = (0 if c > 127 else 255 for c in against)
-    return red, green, blue
-
-
-def _background(rng: np.random.Generator, width: int, height: int, difficulty: float) -> Image.Image:
-    """A two-color linear gradient mixed with low-frequency blotches."""
+def _background(rng: np.random.Generator, width: int, height: int, palette: _Palette) -> Image.Image:
+    """A two-color linear gradient mixed with low-frequency blotches, colors from the palette."""
     rows, cols = (int(v) for v in rng.integers(2, 6, size=2))
     angle = rng.uniform(0, 2 * math.pi)
     ramp = np.linspace(0, 1, cols)[None, :] * math.cos(angle) + np.linspace(0, 1, rows)[:, None] * math.sin(angle)
     ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
-    start, end = np.array(_random_color(rng)), np.array(_random_color(rng))
+    start, end = np.array(_random_color(rng, palette.background)), np.array(_random_color(rng, palette.background))
     gradient = start + ramp[..., None] * (end - start)
-    mix = rng.uniform(0.1, 0.3 + 0.3 * difficulty)
-    grid = (1 - mix) * gradient + mix * rng.uniform(0, 255, size=(rows, cols, 3))
+    blotches = rng.integers(*palette.background, size=(rows, cols, 3))
+    mix = rng.uniform(0.2, 0.6)
+    grid = (1 - mix) * gradient + mix * blotches
     return Image.fromarray(grid.astype(np.uint8)).resize((width, height), Image.Resampling.BILINEAR)
 
 
@@ -268,7 +278,7 @@ def _paint_shape(
     margin_x, margin_y = min(radius, width / 2), min(radius, height / 2)
     center = np.array([rng.uniform(margin_x, width - margin_x), rng.uniform(margin_y, height - margin_y)])
     aspect = math.exp(rng.uniform(-1, 1) * (0.05 + 0.2 * difficulty))
-    rotation = rng.uniform(0, 2 * math.pi)
+    rotation = rng.uniform(-1, 1) * math.pi * (0.1 + 0.9 * difficulty)
     cos, sin = math.cos(rotation), math.sin(rotation)
     transform = np.array([[cos, sin], [-sin, cos]]) * np.array([[aspect], [1.0 / aspect]]) * radius
     # Rasterize only the shape's box, at _SUPERSAMPLE times the resolution, then box-filter it down.
@@ -302,25 +312,26 @@ def generate_image(class_index: int, rng: np.random.Generator, config: ShapesCon
         raise UsageError(f"class_index must be in range(0, {config.num_classes}), got {class_index!r}")
     d = float(config.difficulty)
     width, height = (int(v) for v in rng.integers(config.min_size, config.max_size + 1, size=2))
-    image = _background(rng, width, height, d)
+    palette = _Palette.random(rng, d)
+    image = _background(rng, width, height, palette)
     _draw_clutter(image, rng, d)
-    background_color = np.asarray(image.reduce(8), np.float32).mean(axis=(0, 1))
     half_side = min(width, height) / 2
 
     # Small shapes of any class: the model must pick out the large one.
     for _ in range(int(rng.binomial(3, d * 0.6))):
         other = SHAPE_CLASSES[int(rng.integers(0, config.num_classes))]
         strokes = _SHAPES[other](rng, d)
-        _paint_shape(image, strokes, _random_color(rng), half_side * rng.uniform(0.15, 0.3), rng, d)
+        color = _random_color(rng, palette.objects)
+        _paint_shape(image, strokes, color, half_side * rng.uniform(0.15, 0.3), rng, d)
 
     strokes = _SHAPES[SHAPE_CLASSES[class_index]](rng, d)
-    color = _contrasting_color(rng, background_color, min_distance=200 - 130 * d)
+    color = _random_color(rng, palette.objects)
     _paint_shape(image, strokes, color, half_side * rng.uniform(0.8 - 0.35 * d, 0.95), rng, d)
 
     if rng.random() < 0.6 * d:  # an occluder over part of the object
         x, y = rng.uniform(0, width), rng.uniform(0, height)
         w, h = rng.uniform(0.1, 0.1 + 0.3 * d, size=2) * np.array([width, height])
-        ImageDraw.Draw(image).rectangle([x, y, x + w, y + h], fill=_random_color(rng))
+        ImageDraw.Draw(image).rectangle([x, y, x + w, y + h], fill=_random_color(rng, palette.background))
     blur = rng.uniform(0, 1.2 * d)
     if blur > 0.3:
         image = image.filter(ImageFilter.GaussianBlur(blur))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,39 +11,78 @@ from vitedge.runtime.manifest import InputSpec, OutputsSpec
 
 EXPORTERS = ("torchscript", "dynamo")
 ATTENTION_KERNELS = ("eager", "sdpa")
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+INPUT_LAYOUTS = ("NCHW", "NHWC")
+INPUT_TYPES = ("float", "uint8", "image")
 
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """Options of one export. Formats ignore what does not apply to them.
+    """Options of one export; each format declares which ones it accepts (:attr:`Format.options`).
 
     Attributes:
         precision: A name from :data:`vitedge.formats.PRECISIONS` the format supports.
-        opset: ONNX opset (ONNX only).
-        exporter: ``torchscript`` or ``dynamo`` (ONNX only; chosen by measurement, see onnx_export).
-        attention: attention kernel traced into the graph: ``eager`` or ``sdpa``.
+        opset: ONNX opset.
+        exporter: ONNX exporter, ``torchscript`` or ``dynamo`` (chosen by measurement, see onnx_export).
+        attention: Attention kernel traced into the graph: ``eager`` or ``sdpa``.
+        calibration: Where calibration images come from: ``"builtin"`` or a folder of images.
+        calibration_samples: How many calibration images to use.
+        calibration_method: How activation ranges are chosen: minmax, entropy or percentile.
+        input_layout: The model input's layout: NCHW (default) or NHWC (mobile pipelines).
+        input_type: ``float`` (normalized float input), ``uint8`` (raw pixels, normalization baked
+            into the model) or ``image`` (a platform image type, e.g. Core ML ImageType).
+        target: A deployment target (e.g. Core ML ``iOS17``); None for the format's default.
+        max_accuracy_drop: Quantization budget in points of top-1 agreement with fp32; None: no budget.
     """
 
     precision: str = "fp32"
     opset: int = 17
     exporter: str = "torchscript"
     attention: str = "eager"
+    calibration: str = "builtin"
+    calibration_samples: int = 64
+    calibration_method: str = "minmax"
+    input_layout: str = "NCHW"
+    input_type: str = "float"
+    target: str | None = None
+    max_accuracy_drop: float | None = None
 
     def __post_init__(self) -> None:
-        if self.exporter not in EXPORTERS:
-            raise UsageError(f"unknown exporter {self.exporter!r}", hint=f"choose one of: {', '.join(EXPORTERS)}")
-        if self.attention not in ATTENTION_KERNELS:
-            raise UsageError(
-                f"unknown attention kernel {self.attention!r}", hint=f"choose one of: {', '.join(ATTENTION_KERNELS)}"
-            )
+        for name, allowed in (
+            ("exporter", EXPORTERS),
+            ("attention", ATTENTION_KERNELS),
+            ("calibration_method", CALIBRATION_METHODS),
+            ("input_layout", INPUT_LAYOUTS),
+            ("input_type", INPUT_TYPES),
+        ):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise UsageError(f"unknown {name.replace('_', ' ')} {value!r}", hint=f"choose one of: {', '.join(allowed)}")
+        if self.calibration_samples < 1:
+            raise UsageError(f"calibration samples must be at least 1, got {self.calibration_samples}")
+        if self.max_accuracy_drop is not None and not 0 <= self.max_accuracy_drop <= 100:
+            raise UsageError(f"max accuracy drop is in points (0-100), got {self.max_accuracy_drop}")
+
+    def changed(self) -> tuple[str, ...]:
+        """Names of the options set to something other than their default (precision aside)."""
+        return tuple(
+            f.name for f in dataclasses.fields(self)
+            if f.name != "precision" and getattr(self, f.name) != f.default
+        )
 
 
 @dataclass(frozen=True)
 class ExportedModel:
-    """What an exporter wrote into the work folder, described for the manifest."""
+    """What an exporter wrote into the work folder, described for the manifest.
+
+    ``preprocess`` replaces the source model's preprocessing when the export changed it (an NHWC
+    input, normalization baked into the model); ``calibration`` describes the calibration set used.
+    """
 
     files: tuple[str, ...]
     input: InputSpec
     outputs: OutputsSpec
     recipe: dict[str, Any] = field(default_factory=dict)
     tools: dict[str, str] = field(default_factory=dict)
+    preprocess: Any | None = None
+    calibration: dict[str, Any] | None = None

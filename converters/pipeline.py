@@ -18,7 +18,7 @@ from vitedge.converters.atomic import atomic_folder, check_destination
 from vitedge.converters.export_types import ExportedModel, ExportOptions
 from vitedge.converters.loading import SourceModel, load_source
 from vitedge.converters.validate import DEFAULT_SAMPLES, validate_artifact
-from vitedge.errors import ValidationFailedError
+from vitedge.errors import UsageError, ValidationFailedError
 from vitedge.formats import Format, get_format, load_entry_point
 from vitedge.runtime.manifest import ConversionInfo, FileEntry, Manifest, ValidationReport
 
@@ -76,6 +76,7 @@ def convert(
     out_path = Path(out)
     check_destination(out_path, overwrite=overwrite)  # fail before the slow part
     export_options = ExportOptions(**{**_options_dict(options), "precision": precision})
+    check_options(fmt, export_options)
     if not isinstance(model, SourceModel):
         stage(f"loading {model}")
     source = model if isinstance(model, SourceModel) else load_source(model, revision=revision, allow_pickle=allow_pickle)
@@ -97,6 +98,17 @@ def convert(
     return ConversionResult(out_path, manifest)
 
 
+def check_options(fmt: Format, options: ExportOptions) -> None:
+    """Reject, in one place, options the format does not take."""
+    unsupported = [name for name in options.changed() if name not in fmt.options]
+    if unsupported:
+        accepted = ", ".join(fmt.options) or "none"
+        raise UsageError(
+            f"format {fmt.name!r} does not take the option(s) {', '.join(unsupported)}",
+            hint=f"its options: {accepted}",
+        )
+
+
 def _options_dict(options: ExportOptions | None) -> dict:
     if options is None:
         return {}
@@ -111,7 +123,7 @@ def describe(fmt: Format, precision: str, work: Path, exported: ExportedModel, s
         files=tuple(FileEntry.of(work, name) for name in exported.files),
         input=exported.input,
         outputs=exported.outputs,
-        preprocess=source.preprocess,
+        preprocess=exported.preprocess or source.preprocess,
         labels=source.labels,
         source=source.info,
         conversion=ConversionInfo(
@@ -119,5 +131,6 @@ def describe(fmt: Format, precision: str, work: Path, exported: ExportedModel, s
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             tools=dict(exported.tools),
             recipe=dict(exported.recipe),
+            calibration=exported.calibration,
         ),
     )

@@ -231,3 +231,30 @@ def test_hub_download_failure_is_one_clear_error(monkeypatch):
     message = str(caught.value)
     assert "google/vit-base-patch16-224: could not download" in message and "\n" not in message
     assert re.search(r"local folder", message)
+
+
+def test_options_a_format_does_not_take_are_rejected_in_one_place(tiny_folder, tmp_path):
+    from vitedge.converters import ExportOptions
+
+    with pytest.raises(UsageError, match="does not take the option\\(s\\) input_layout.*its options: opset"):
+        convert(str(tiny_folder), to="onnx", out=tmp_path / "x", options=ExportOptions(input_layout="NHWC"))
+    with pytest.raises(UsageError, match="unknown calibration method 'median'"):
+        ExportOptions(calibration_method="median")
+    assert not (tmp_path / "x").exists()
+
+
+def test_calibration_sets_are_preprocessed_and_disjoint_from_validation(tiny_folder, image_dir):
+    from vitedge.converters.calibration import load_calibration
+    from vitedge.converters.validate import validation_inputs
+
+    source = load_source(str(tiny_folder))
+    builtin = load_calibration(source.preprocess, samples=12)
+    assert builtin.inputs.shape == (12, 3, 32, 32) and "calibration split" in builtin.source
+    held_out, _ = validation_inputs(source.preprocess, 12)
+    assert not any(np.array_equal(a, b) for a in builtin.inputs for b in held_out)
+    assert [len(b) for b in builtin.batches(5)] == [5, 5, 2]
+    assert load_calibration(source.preprocess, samples=12).sha256 == builtin.sha256
+    mine = load_calibration(source.preprocess, str(image_dir), samples=10)
+    assert len(mine.inputs) == 4 and str(image_dir) in mine.source and "1 unreadable skipped" in mine.source
+    with pytest.raises(UsageError, match="no such folder"):
+        load_calibration(source.preprocess, str(image_dir / "nope"))

@@ -118,6 +118,7 @@ FORMATS: dict[str, Format] = {
             install_extra="onnx",
             precisions=(PrecisionSupport("fp32", FP32_TOLERANCE, "graph with dynamic batch, opset 17"),),
             notes="onnxruntime on Linux, macOS, Windows, Raspberry Pi (arm64), Android",
+            options=("opset", "exporter", "attention"),
         ),
     )
 }

@@ -1,0 +1,76 @@
+"""Calibration images for static quantization: a one-method interface and where the images come from.
+
+Static quantization needs representative inputs to pick activation ranges. They come from the
+user's folder of images (``--calibration DIR``), or from the built-in shapes dataset's
+``calibration`` split, which never overlaps the held-out images validation uses. Either way they
+are preprocessed exactly as the runtime will preprocess real inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vitedge.benchmarks.datasets import ShapesConfig, shapes_samples
+from vitedge.errors import ImageLoadError, UsageError
+from vitedge.runtime.images import expand_image_paths, load_rgb
+from vitedge.runtime.preprocess import preprocess_batch
+from vitedge.runtime.preprocess_spec import PreprocessSpec
+
+BUILTIN = "builtin"
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """Preprocessed calibration inputs (N, …) float32 and what they are, for the manifest."""
+
+    inputs: np.ndarray
+    source: str
+    sha256: str
+
+    def batches(self, batch_size: int = 1) -> Iterator[np.ndarray]:
+        """The inputs in batches, in a fixed order (the ``get_next`` of a calibration reader)."""
+        for start in range(0, len(self.inputs), batch_size):
+            yield self.inputs[start : start + batch_size]
+
+    def describe(self, method: str) -> dict:
+        return {"source": self.source, "samples": len(self.inputs), "sha256": self.sha256, "method": method}
+
+
+def load_calibration(spec: PreprocessSpec, source: str = BUILTIN, samples: int = 64) -> CalibrationSet:
+    """Calibration inputs from a folder of images or the built-in dataset.
+
+    Raises:
+        UsageError: the folder does not exist or holds no readable images.
+    """
+    if samples < 1:
+        raise UsageError(f"calibration samples must be at least 1, got {samples}")
+    if source == BUILTIN:
+        config = ShapesConfig()
+        per_class = math.ceil(samples / config.num_classes)
+        images = [image for image, _ in shapes_samples("calibration", per_class, config)][:samples]
+        description = f"built-in shapes calibration split (seed {config.seed})"
+    else:
+        folder = Path(source)
+        if not folder.is_dir():
+            raise UsageError(f"--calibration {source}: no such folder", hint="pass a folder of images, or 'builtin'")
+        paths = expand_image_paths([str(folder)])
+        if not paths:
+            raise UsageError(f"--calibration {source}: no images in it", hint="pass a folder of JPEG/PNG images")
+        step = max(1, len(paths) // samples)  # spread over the folder, not just its first class
+        images, unreadable = [], 0
+        for path in paths[::step][:samples]:
+            try:
+                images.append(load_rgb(path))
+            except ImageLoadError:
+                unreadable += 1
+        if not images:
+            raise UsageError(f"--calibration {source}: none of its images can be read", hint="pass a folder of JPEG/PNG images")
+        description = f"{len(images)} images from {source}" + (f" ({unreadable} unreadable skipped)" if unreadable else "")
+    inputs = preprocess_batch(images, spec)
+    return CalibrationSet(inputs, description, hashlib.sha256(inputs.tobytes()).hexdigest())
