@@ -42,8 +42,10 @@ class CalibrationSet:
         return {"source": self.source, "samples": len(self.inputs), "sha256": self.sha256, "method": method}
 
 
-def load_calibration(spec: PreprocessSpec, source: str = BUILTIN, samples: int = 64) -> CalibrationSet:
-    """Calibration inputs from a folder of images or the built-in dataset.
+def load_calibration(
+    spec: PreprocessSpec, source: str = BUILTIN, samples: int = 64, *, split: str = "calibration"
+) -> CalibrationSet:
+    """Calibration inputs from a folder of images or the built-in dataset's ``split``.
 
     Raises:
         UsageError: the folder does not exist or holds no readable images.
@@ -53,18 +55,15 @@ def load_calibration(spec: PreprocessSpec, source: str = BUILTIN, samples: int =
     if source == BUILTIN:
         config = ShapesConfig()
         per_class = math.ceil(samples / config.num_classes)
-        images = [image for image, _ in shapes_samples("calibration", per_class, config)][:samples]
-        description = f"built-in shapes calibration split (seed {config.seed})"
+        images = [image for image, _ in shapes_samples(split, per_class, config)][:samples]
+        description = f"built-in shapes {split} split (seed {config.seed})"
     else:
         folder = Path(source)
         if not folder.is_dir():
             raise UsageError(f"--calibration {source}: no such folder", hint="pass a folder of images, or 'builtin'")
-        paths = expand_image_paths([str(folder)])
-        if not paths:
-            raise UsageError(f"--calibration {source}: no images in it", hint="pass a folder of JPEG/PNG images")
-        step = max(1, len(paths) // samples)  # spread over the folder, not just its first class
+        chosen = calibration_paths(folder, samples) if split == "calibration" else held_out_paths(folder, samples)
         images, unreadable = [], 0
-        for path in paths[::step][:samples]:
+        for path in chosen:
             try:
                 images.append(load_rgb(path))
             except ImageLoadError:
@@ -74,3 +73,30 @@ def load_calibration(spec: PreprocessSpec, source: str = BUILTIN, samples: int =
         description = f"{len(images)} images from {source}" + (f" ({unreadable} unreadable skipped)" if unreadable else "")
     inputs = preprocess_batch(images, spec)
     return CalibrationSet(inputs, description, hashlib.sha256(inputs.tobytes()).hexdigest())
+
+
+def _folder_images(folder: Path) -> list[str]:
+    paths = expand_image_paths([str(folder)])
+    if not paths:
+        raise UsageError(f"--calibration {folder}: no images in it", hint="pass a folder of JPEG/PNG images")
+    return paths
+
+
+def calibration_paths(folder: Path, samples: int) -> list[str]:
+    """``samples`` images spread over the folder (not just its first class)."""
+    paths = _folder_images(folder)
+    step = max(1, len(paths) // samples)
+    return paths[::step][:samples]
+
+
+def held_out_paths(folder: Path, samples: int) -> list[str]:
+    """Up to ``samples`` images of the folder that :func:`calibration_paths` does not use."""
+    used = set(calibration_paths(folder, samples))
+    rest = [path for path in _folder_images(folder) if path not in used]
+    if not rest:
+        raise UsageError(
+            f"--calibration {folder}: every image is used for calibration, none is left to measure the accuracy budget",
+            hint="add images to the folder or lower --calibration-samples",
+        )
+    step = max(1, len(rest) // samples)
+    return rest[::step][:samples]

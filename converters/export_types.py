@@ -8,8 +8,10 @@ from typing import Any
 
 from vitedge.errors import UsageError
 from vitedge.runtime.manifest import InputSpec, OutputsSpec
+from vitedge.runtime.preprocess_spec import PreprocessSpec
 
 EXPORTERS = ("torchscript", "dynamo")
+GRAPHS = ("optimized", "plain")
 ATTENTION_KERNELS = ("eager", "sdpa")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 INPUT_LAYOUTS = ("NCHW", "NHWC")
@@ -25,6 +27,8 @@ class ExportOptions:
         opset: ONNX opset.
         exporter: ONNX exporter, ``torchscript`` or ``dynamo`` (chosen by measurement, see onnx_export).
         attention: Attention kernel traced into the graph: ``eager`` or ``sdpa``.
+        graph: ONNX graph: ``optimized`` (fused Attention where the precision allows, SkipLayerNorm,
+            BiasGelu: onnxruntime contrib ops) or ``plain`` (standard ONNX ops only, any ONNX runtime).
         calibration: Where calibration images come from: ``"builtin"`` or a folder of images.
         calibration_samples: How many calibration images to use.
         calibration_method: How activation ranges are chosen: minmax, entropy or percentile.
@@ -39,9 +43,10 @@ class ExportOptions:
     opset: int = 17
     exporter: str = "torchscript"
     attention: str = "eager"
+    graph: str = "optimized"
     calibration: str = "builtin"
     calibration_samples: int = 64
-    calibration_method: str = "minmax"
+    calibration_method: str = "percentile"
     input_layout: str = "NCHW"
     input_type: str = "float"
     target: str | None = None
@@ -51,6 +56,7 @@ class ExportOptions:
         for name, allowed in (
             ("exporter", EXPORTERS),
             ("attention", ATTENTION_KERNELS),
+            ("graph", GRAPHS),
             ("calibration_method", CALIBRATION_METHODS),
             ("input_layout", INPUT_LAYOUTS),
             ("input_type", INPUT_TYPES),
@@ -84,5 +90,6 @@ class ExportedModel:
     outputs: OutputsSpec
     recipe: dict[str, Any] = field(default_factory=dict)
     tools: dict[str, str] = field(default_factory=dict)
-    preprocess: Any | None = None
+    preprocess: PreprocessSpec | None = None
+    entry: str | None = None
     calibration: dict[str, Any] | None = None

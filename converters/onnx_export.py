@@ -2,7 +2,9 @@
 
 The exporter settings are chosen by measurement (``benchmarks/exporter_choice.py``, results in
 ``benchmarks/results/onnx_exporter.md``): the TorchScript-based exporter with eager attention
-gives the fastest onnxruntime graph for ViT on CPU; the dynamo exporter remains selectable.
+gives the fastest plain graph for ViT on CPU; the dynamo exporter remains selectable. By default
+attention is exported as onnxruntime's fused ``Attention`` op and the graph gets onnxruntime's
+SkipLayerNorm/BiasGelu fusions (``--graph plain`` keeps standard ONNX ops only).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import torch
 
 from vitedge.converters.export_types import ExportedModel, ExportOptions
 from vitedge.converters.loading import SourceModel
+from vitedge.converters.onnx_attention import ATTENTION_DOMAIN, fused_attention
+from vitedge.converters.onnx_optimize import optimize_graph
 from vitedge.errors import ConversionError
 from vitedge.runtime.manifest import InputSpec, OutputsSpec
 
@@ -24,6 +28,8 @@ INPUT_NAME = "pixel_values"
 LOGITS_NAME = "logits"
 EMBEDDING_NAME = "embedding"
 MIN_OPSET = 17
+#: Precisions whose graph keeps onnxruntime's fused Attention op (static QDQ and MatMulNBits quantize MatMuls only).
+FUSED_ATTENTION_PRECISIONS = ("fp32", "fp16", "int8-dynamic")
 #: ONNX protobufs cannot exceed 2 GiB; larger models keep their weights in a side file.
 EXTERNAL_DATA_THRESHOLD = 1_800_000_000
 
@@ -40,27 +46,47 @@ def attention_implementation(model: torch.nn.Module, implementation: str):
 
 
 def export_onnx(source: SourceModel, workdir: Path, options: ExportOptions) -> ExportedModel:
-    """Export ``source`` as fp32 ONNX into ``workdir/model.onnx``.
+    """Export ``source`` to ``workdir/model.onnx`` at ``options.precision``.
+
+    Stages: trace (with fused attention where the precision keeps it) → onnxruntime fusions →
+    quantization (with calibration and an accuracy budget where asked).
 
     Raises:
-        ConversionError: the exporter failed, or the options ask for something ONNX cannot do here.
+        ConversionError: the exporter or quantizer failed, or the options ask for something ONNX
+            cannot do here.
     """
     if options.opset < MIN_OPSET:
         raise ConversionError(
             f"opset {options.opset} is too old: LayerNormalization needs opset {MIN_OPSET}",
             hint=f"use --opset {MIN_OPSET} or newer",
         )
+    precision = options.precision
     model_path = workdir / "model.onnx"
+    fp32_path = model_path if precision == "fp32" else workdir / "fp32.onnx"
+    fuse = options.graph == "optimized" and options.exporter == "torchscript" and precision in FUSED_ATTENTION_PRECISIONS
     wrapper = source.two_outputs()
     sample = torch.zeros(2, 3, source.image_size, source.image_size)
     try:
         with attention_implementation(source.model, options.attention), torch.no_grad():
             logits, embedding = wrapper(sample)
-            _run_exporter(wrapper, sample, model_path, options)
+            with fused_attention(source.model) if fuse else contextlib.nullcontext(0) as fused:
+                _run_exporter(wrapper, sample, fp32_path, options)
     except ConversionError:
         raise
     except Exception as error:
         raise ConversionError(f"ONNX export failed ({type(error).__name__}: {error})") from None
+    recipe: dict = {"exporter": options.exporter, "opset": options.opset, "attention": options.attention,
+                    "graph": options.graph, "fused_attention_layers": fused}
+    if options.graph == "optimized":
+        recipe["fusions"] = optimize_graph(fp32_path)
+    calibration = None
+    if precision != "fp32":
+        from vitedge.converters.onnx_precisions import quantize_artifact_model
+
+        quantized = quantize_artifact_model(source, fp32_path, model_path, options)
+        recipe.update(quantized.recipe)
+        calibration = quantized.calibration
+        fp32_path.unlink()
     files = _externalize_if_large(model_path)
     return ExportedModel(
         files=files,
@@ -74,9 +100,16 @@ def export_onnx(source: SourceModel, workdir: Path, options: ExportOptions) -> E
         outputs=OutputsSpec(
             logits=LOGITS_NAME, embedding=EMBEDDING_NAME, embedding_size=embedding.shape[1], num_classes=logits.shape[1]
         ),
-        recipe={"exporter": options.exporter, "opset": options.opset, "attention": options.attention},
-        tools={"torch": torch.__version__, "onnx": onnx.__version__},
+        recipe=recipe,
+        tools={"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": _ort_version()},
+        calibration=calibration,
     )
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
 
 
 def _run_exporter(wrapper: torch.nn.Module, sample: torch.Tensor, path: Path, options: ExportOptions) -> None:
@@ -88,7 +121,7 @@ def _run_exporter(wrapper: torch.nn.Module, sample: torch.Tensor, path: Path, op
             axes = {name: {0: "batch"} for name in (INPUT_NAME, LOGITS_NAME, EMBEDDING_NAME)}
             torch.onnx.export(
                 wrapper, (sample,), str(path), dynamo=False, opset_version=options.opset,
-                dynamic_axes=axes, do_constant_folding=True, **names,
+                dynamic_axes=axes, do_constant_folding=True, custom_opsets={ATTENTION_DOMAIN: 1}, **names,
             )
         elif options.exporter == "dynamo":
             batch = torch.export.Dim("batch", min=1, max=4096)

@@ -1,0 +1,170 @@
+"""Post-training quantization of ViT ONNX graphs with onnxruntime, transformer-aware by default.
+
+Recipes (one per precision; the manifest records the one used and why):
+
+- ``fp16``: weights and activations in half precision, fp32 inputs and outputs kept. For size and
+  GPU/NPU targets: on CPUs onnxruntime runs it slower than fp32.
+- ``int8-dynamic``: int8 per-channel weights for every MatMul and the fused ``Attention`` ops
+  (which become ``QAttention``), activations quantized on the fly. No calibration.
+- ``int8-static``: QDQ with calibrated activation ranges, MatMul only: LayerNorm, Softmax, GELU
+  and residual Adds stay float (all-ops int8 collapses ViT accuracy), per-channel weights, an
+  outlier-robust calibration method by default (percentile).
+- ``int4-weight``: 4-bit blockwise symmetric weights (``MatMulNBits``), float activations.
+
+The int8 formats follow the CPU (:mod:`vitedge.runtime.cpu_features`): signed activations
+(S8S8) where int8 dot products are in hardware, unsigned activations with reduce-range weights
+(U8S8) elsewhere, with a warning that int8 may not beat fp32 on such a machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from vitedge.converters.calibration import CalibrationSet
+from vitedge.errors import ConversionError
+from vitedge.runtime.cpu_features import CpuFeatures, cpu_features
+
+INT4_BLOCK_SIZE = 32
+CALIBRATION_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+_FLOAT = {"DefaultTensorType": onnx.TensorProto.FLOAT}  # contrib ops defeat ONNX shape inference
+
+
+@dataclass(frozen=True)
+class Int8Scheme:
+    """How int8 is laid out for this CPU."""
+
+    signed_activations: bool
+    reduce_range: bool
+    note: str
+
+    @classmethod
+    def for_cpu(cls, features: CpuFeatures | None = None) -> Int8Scheme:
+        features = features or cpu_features()
+        if features.fast_int8:
+            return cls(True, False, f"S8S8: int8 dot products in hardware ({features.summary})")
+        return cls(False, True, f"U8S8 with reduce_range: no int8 dot-product instructions ({features.summary}); "
+                                "int8 may not run faster than fp32 on this CPU")
+
+
+def quantizable_nodes(model: onnx.ModelProto, op_types: tuple[str, ...]) -> list[str]:
+    """Names of the nodes of ``op_types`` whose second input is a weight (an initializer)."""
+    weights = {init.name for init in model.graph.initializer}
+    return [n.name for n in model.graph.node if n.op_type in op_types and len(n.input) > 1 and n.input[1] in weights]
+
+
+def quantize(
+    fp32_path: Path,
+    out_path: Path,
+    precision: str,
+    *,
+    calibration: CalibrationSet | None = None,
+    calibration_method: str = "percentile",
+    float_nodes: tuple[str, ...] = (),
+    scheme: Int8Scheme | None = None,
+) -> dict[str, Any]:
+    """Write the ``precision`` version of ``fp32_path`` to ``out_path``; returns the recipe for the manifest."""
+    scheme = scheme or Int8Scheme.for_cpu()
+    model = onnx.load(str(fp32_path))
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # onnxruntime.quantization logs advice through the root logger, and prints
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return _quantize(model, fp32_path, out_path, precision, calibration, calibration_method, float_nodes, scheme)
+    finally:
+        root.setLevel(level)
+
+
+def _quantize(model, fp32_path, out_path, precision, calibration, calibration_method, float_nodes, scheme) -> dict[str, Any]:
+    if precision == "fp16":
+        return _fp16(model, out_path)
+    if precision == "int8-dynamic":
+        return _int8_dynamic(model, fp32_path, out_path, float_nodes, scheme)
+    if precision == "int8-static":
+        if calibration is None:
+            raise ConversionError("int8-static needs calibration images", hint="pass --calibration DIR or builtin")
+        return _int8_static(model, fp32_path, out_path, calibration, calibration_method, float_nodes, scheme)
+    if precision == "int4-weight":
+        return _int4(model, out_path)
+    raise ConversionError(f"no ONNX quantization recipe for {precision!r}")
+
+
+def _fp16(model: onnx.ModelProto, out_path: Path) -> dict[str, Any]:
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    wrapped = OnnxModel(model)
+    wrapped.convert_float_to_float16(keep_io_types=True)
+    wrapped.save_model_to_file(str(out_path))
+    return {"quantization": "fp16 weights and compute, fp32 inputs/outputs (onnxruntime float16 converter)",
+            "note": "for size and GPU/NPU targets; on CPU onnxruntime runs fp16 slower than fp32"}
+
+
+def _int8_dynamic(model, fp32_path, out_path, float_nodes, scheme) -> dict[str, Any]:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    op_types = ("MatMul", "Attention")
+    quantize_dynamic(
+        str(fp32_path), str(out_path), op_types_to_quantize=list(op_types), per_channel=True,
+        reduce_range=scheme.reduce_range, weight_type=QuantType.QInt8,
+        nodes_to_exclude=list(float_nodes), extra_options=_FLOAT,
+    )
+    return {"quantization": "dynamic int8: per-channel int8 weights of MatMul and fused Attention (QAttention), "
+                      "activations quantized per tensor at run time; LayerNorm, Softmax, GELU, residuals in float",
+            "op_types": list(op_types), "per_channel": True, "int8_scheme": scheme.note,
+            "quantized_nodes": len(quantizable_nodes(model, op_types)) - len(float_nodes),
+            "float_nodes": list(float_nodes)}
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader over a CalibrationSet (one image per call)."""
+
+    def __init__(self, calibration: CalibrationSet, input_name: str) -> None:
+        self._batches = calibration.batches(1)
+        self._input_name = input_name
+
+    def get_next(self):
+        batch = next(self._batches, None)
+        return None if batch is None else {self._input_name: batch}
+
+
+def _int8_static(model, fp32_path, out_path, calibration, method, float_nodes, scheme) -> dict[str, Any]:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    op_types = ("MatMul",)
+    # quantize MatMul inputs only: outputs (into residual Adds, LayerNorm, GELU) stay float
+    extra = {**_FLOAT, "OpTypesToExcludeOutputQuantization": list(op_types)}
+    if method == "percentile":
+        extra["CalibPercentile"] = 99.999
+    quantize_static(
+        str(fp32_path), str(out_path), _Reader(calibration, model.graph.input[0].name),
+        quant_format=QuantFormat.QDQ, op_types_to_quantize=list(op_types), per_channel=True,
+        reduce_range=scheme.reduce_range,
+        activation_type=QuantType.QInt8 if scheme.signed_activations else QuantType.QUInt8,
+        weight_type=QuantType.QInt8, nodes_to_exclude=list(float_nodes),
+        calibrate_method=getattr(CalibrationMethod, CALIBRATION_METHODS[method]), extra_options=extra,
+    )
+    return {"quantization": "static int8 QDQ: MatMul only with calibrated activation ranges and per-channel int8 weights; "
+                      "LayerNorm, Softmax, GELU and residual Adds in float",
+            "op_types": list(op_types), "per_channel": True, "calibration_method": method,
+            "int8_scheme": scheme.note,
+            "quantized_nodes": len(quantizable_nodes(model, op_types)) - len(float_nodes),
+            "float_nodes": list(float_nodes)}
+
+
+def _int4(model: onnx.ModelProto, out_path: Path) -> dict[str, Any]:
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    quantizer = MatMulNBitsQuantizer(model, bits=4, block_size=INT4_BLOCK_SIZE, is_symmetric=True, accuracy_level=4)
+    quantizer.process()
+    onnx.save_model(quantizer.model.model, str(out_path))
+    return {"quantization": f"4-bit symmetric blockwise weights (block {INT4_BLOCK_SIZE}) for every MatMul (MatMulNBits, "
+                      "int8 compute where the CPU has it: accuracy_level 4); activations float",
+            "block_size": INT4_BLOCK_SIZE, "quantized_nodes": len(quantizable_nodes(model, ("MatMul",)))}
+

@@ -1,0 +1,132 @@
+"""ONNX precisions: fused graphs, quantization recipes, the CPU-aware int8 scheme, the accuracy budget."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import onnx
+import pytest
+
+from tests.conftest import DATA
+from vitedge.converters import ExportOptions, convert
+from vitedge.converters.onnx_budget import fit_budget
+from vitedge.converters.onnx_quantize import Int8Scheme
+from vitedge.errors import UsageError
+from vitedge.formats import FORMATS
+from vitedge.runtime import Classifier
+from vitedge.runtime.cpu_features import CpuFeatures
+
+ONNX_PRECISIONS = FORMATS["onnx"].precision_names
+EXPECTED_OPS = {
+    "fp32": {"Attention", "SkipLayerNormalization", "BiasGelu"},
+    "fp16": {"Attention", "SkipLayerNormalization"},
+    "int8-dynamic": {"QAttention", "MatMulInteger", "DynamicQuantizeLinear"},
+    "int8-static": {"QuantizeLinear", "DequantizeLinear", "MatMul"},
+    "int4-weight": {"MatMulNBits"},
+}
+
+
+@pytest.fixture(scope="module")
+def onnx_artifacts(tiny_folder, tmp_path_factory):
+    root = tmp_path_factory.mktemp("onnx-precisions")
+    return {p: convert(str(tiny_folder), to="onnx", precision=p, out=root / p, validation_samples=16).path
+            for p in ONNX_PRECISIONS}
+
+
+def _ops(folder) -> collections.Counter:
+    return collections.Counter(node.op_type for node in onnx.load(str(folder / "model.onnx")).graph.node)
+
+
+@pytest.mark.parametrize("precision", ONNX_PRECISIONS)
+def test_each_precision_converts_validates_and_has_its_ops(onnx_artifacts, precision):
+    clf = Classifier.open(onnx_artifacts[precision])
+    manifest = clf.manifest
+    assert manifest.precision == precision and manifest.validation.passed
+    assert EXPECTED_OPS[precision] <= set(_ops(onnx_artifacts[precision]))
+    assert manifest.validation.top1_agreement >= 0.9
+    if precision != "fp32":
+        assert "quantization" in manifest.conversion.recipe
+        assert not (onnx_artifacts[precision] / "fp32.onnx").exists(), "the intermediate fp32 graph is removed"
+    reference = Classifier.open(onnx_artifacts["fp32"]).predict(DATA / "chelsea.jpg", top_k=4)
+    result = clf.predict(DATA / "chelsea.jpg", top_k=4)
+    assert result.top.index == reference.top.index
+
+
+def test_quantized_artifacts_are_smaller(onnx_artifacts):
+    size = {p: sum(e.bytes for e in Classifier.open(path).manifest.files) for p, path in onnx_artifacts.items()}
+    assert size["fp16"] < 0.6 * size["fp32"]
+    # a tiny model's embeddings weigh more than a ViT-B's; the size targets are in benchmarks/
+    assert size["int8-dynamic"] < 0.55 * size["fp32"] and size["int8-static"] < 0.6 * size["fp32"]
+    assert size["int4-weight"] < size["int8-dynamic"]
+
+
+def test_static_int8_keeps_layernorm_softmax_gelu_in_float_and_records_calibration(onnx_artifacts):
+    manifest = Classifier.open(onnx_artifacts["int8-static"]).manifest
+    assert manifest.conversion.calibration["method"] == "percentile"
+    assert "calibration split" in manifest.conversion.calibration["source"]
+    graph = onnx.load(str(onnx_artifacts["int8-static"] / "model.onnx")).graph
+    dequantized = {node.output[0] for node in graph.node if node.op_type == "DequantizeLinear"}
+    consumers = {node.op_type for node in graph.node if dequantized & set(node.input)}
+    assert consumers - {"Shape"} == {"MatMul"}, "only MatMuls read int8 values; everything else stays float"
+
+
+def test_plain_graph_uses_standard_onnx_ops_only(tiny_folder, tmp_path):
+    result = convert(str(tiny_folder), to="onnx", out=tmp_path / "plain", options=ExportOptions(graph="plain"),
+                     validation_samples=8)
+    model = onnx.load(str(result.path / "model.onnx"))
+    assert all(node.domain in ("", "ai.onnx") for node in model.graph.node)
+    assert result.manifest.conversion.recipe["graph"] == "plain"
+
+
+def test_int8_scheme_follows_the_cpu():
+    vnni = Int8Scheme.for_cpu(CpuFeatures("x86_64", frozenset({"avx2", "avx512_vnni"})))
+    avx2 = Int8Scheme.for_cpu(CpuFeatures("x86_64", frozenset({"avx2"})))
+    arm = Int8Scheme.for_cpu(CpuFeatures("aarch64", frozenset({"asimd", "asimddp"})))
+    assert vnni.signed_activations and not vnni.reduce_range
+    assert arm.signed_activations
+    assert not avx2.signed_activations and avx2.reduce_range and "may not run faster" in avx2.note
+
+
+def test_budget_search_keeps_the_fewest_sensitive_nodes_in_float(monkeypatch):
+    """A fake model whose drop is 4 points per quantized sensitive node (n1..n3) and 0 for the rest."""
+    import vitedge.converters.onnx_budget as budget
+
+    ranked = [("n1", 0.9), ("n2", 0.8), ("n3", 0.7), ("n4", 0.1), ("n5", 0.05)]
+    state = {}
+
+    def quantize_with(float_nodes):
+        state["float"] = float_nodes
+        return "model"
+
+    def fake_logits(path, inputs):
+        sensitive_quantized = 3 - sum(1 for n in state["float"] if n in ("n1", "n2", "n3"))
+        logits = np.eye(100, 5)[:, [0, 1, 2, 3, 4]].copy()
+        logits[: 4 * sensitive_quantized] = logits[: 4 * sensitive_quantized, ::-1]
+        return logits
+
+    monkeypatch.setattr(budget, "run_logits", fake_logits)
+    reference = np.eye(100, 5)
+    result = fit_budget(quantize_with, reference, np.zeros((100, 1)), ranked, max_drop_points=4.0)
+    assert result.float_nodes == ("n1", "n2") and result.drop_points <= 4.0
+    assert result.drop_all_quantized > 4.0 and state["float"] == ("n1", "n2")
+    none_needed = fit_budget(quantize_with, reference, np.zeros((100, 1)), ranked, max_drop_points=20.0)
+    assert none_needed.float_nodes == () and none_needed.evaluations == 1
+
+
+def test_budget_runs_end_to_end_and_is_recorded(tiny_folder, tmp_path):
+    options = ExportOptions(max_accuracy_drop=0.5)
+    result = convert(str(tiny_folder), to="onnx", precision="int8-dynamic", out=tmp_path / "b", options=options,
+                     validation_samples=8)
+    budget = result.manifest.conversion.recipe["accuracy_budget"]
+    assert budget["max_drop_points"] == 0.5 and budget["drop_points"] <= 0.5 and budget["images"] == 64
+    assert budget["most_sensitive"] and "float_nodes" in result.manifest.conversion.recipe
+
+
+def test_budget_needs_int8_and_a_trained_model(tiny_folder, tmp_path):
+    with pytest.raises(UsageError, match="applies to int8"):
+        convert(str(tiny_folder), to="onnx", precision="fp16", out=tmp_path / "a",
+                options=ExportOptions(max_accuracy_drop=1.0))
+    with pytest.raises(UsageError, match="needs a trained model"):
+        convert("preset:vit-tiny-patch16-224", to="onnx", precision="int8-dynamic", out=tmp_path / "b",
+                options=ExportOptions(max_accuracy_drop=1.0))
