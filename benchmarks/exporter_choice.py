@@ -25,12 +25,23 @@ def _graph_summary(path: Path) -> str:
 
     graph = onnx.load(str(path), load_external_data=False).graph
     ops = collections.Counter(node.op_type for node in graph.node)
-    interesting = ("MatMul", "Softmax", "LayerNormalization", "Where", "IsNaN", "Erf")
+    interesting = ("MatMul", "Softmax", "LayerNormalization", "Where", "IsNaN", "Erf", "Attention",
+                   "SkipLayerNormalization", "BiasGelu")
     return f"{sum(ops.values())} nodes (" + ", ".join(f"{op} {ops[op]}" for op in interesting if ops[op]) + ")"
 
 
-def run(model: str, *, threads: int, runs: int, warmup: int, batch: int) -> str:
+def _ort_runner(path: Path, x: np.ndarray, threads: int):
     import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda: session.run(None, {name: x})
+
+
+def run(model: str, *, threads: int, runs: int, warmup: int, batch: int) -> str:
     import torch
 
     from vitedge.benchmarks.latency import interleaved
@@ -45,22 +56,19 @@ def run(model: str, *, threads: int, runs: int, warmup: int, batch: int) -> str:
     x = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)
     candidates, graphs = {}, {}
     workdir = Path(tempfile.mkdtemp(prefix="vitedge-exporters-"))
-    for exporter in ("torchscript", "dynamo"):
-        for attention in ("eager", "sdpa"):
-            name = f"ONNX {exporter} exporter, {attention} attention"
-            folder = workdir / f"{exporter}-{attention}"
-            folder.mkdir()
-            try:
-                export_onnx(source, folder, ExportOptions(exporter=exporter, attention=attention))
-            except Exception as error:  # a failed variant is a row, not a crash
-                graphs[name] = f"export failed: {error}"
-                continue
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
-            candidates[name] = lambda session=session: session.run(None, {"pixel_values": x})
-            graphs[name] = _graph_summary(folder / "model.onnx")
+    variants = [(f"ONNX {e} exporter, {a} attention, plain graph", ExportOptions(exporter=e, attention=a, graph="plain"))
+                for e in ("torchscript", "dynamo") for a in ("eager", "sdpa")]
+    variants.append(("ONNX vitedge default: torchscript, fused Attention + SkipLayerNorm/BiasGelu", ExportOptions()))
+    for index, (name, options) in enumerate(variants):
+        folder = workdir / str(index)
+        folder.mkdir()
+        try:
+            export_onnx(source, folder, options)
+        except Exception as error:  # a failed variant is a row, not a crash
+            graphs[name] = f"export failed: {error}"
+            continue
+        candidates[name] = _ort_runner(folder / "model.onnx", x, threads)
+        graphs[name] = _graph_summary(folder / "model.onnx")
     wrapper = source.two_outputs()
     tensor = torch.from_numpy(x)
 
