@@ -35,11 +35,13 @@ class TrainConfig:
         warmup_fraction: Share of all steps spent warming the learning rate up linearly from
             zero; the rest decays it to zero along a cosine.
         label_smoothing: Cross-entropy label smoothing in [0, 1).
-        seed: Seeds shuffling, augmentation and dropout; same seed, same data, same threads:
-            the same weights.
+        seed: Seeds shuffling, augmentation and dropout; same seed, same data, same threads
+            (and a time budget that does not bind): the same weights.
         num_threads: torch CPU threads while training (restored afterwards); None keeps the current.
-        max_seconds: Wall-clock budget; training stops after the step that spends it and still
-            evaluates and returns cleanly. None trains all epochs.
+        max_seconds: Wall-clock budget. When the machine is too slow to finish all epochs in it,
+            the cosine decay follows the clock instead of the step count (so the learning rate
+            still anneals to zero), training stops after the step that spends the budget, and it
+            evaluates and returns cleanly; such a run is not deterministic. None trains all epochs.
         max_shift: Augmentation: shift each training image by up to this many pixels in each
             direction (edge pixels repeat). 0 disables it.
         horizontal_flip: Augmentation: flip half of the training images left-right. Only for data
@@ -166,16 +168,29 @@ def _parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
+def _warmup_cosine(
+    total_steps: int, warmup_fraction: float, budget_spent: Callable[[], float] | None = None
+) -> Callable[[int], float]:
+    """Learning-rate factor per step: linear warmup, then cosine decay to zero.
+
+    ``budget_spent`` returns the fraction of the time budget used so far; the decay follows it
+    whenever it runs ahead of the step count.
+    """
     warmup_steps = round(total_steps * warmup_fraction)
 
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
         progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+        if budget_spent is not None:
+            progress = max(progress, budget_spent())
         return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
     return factor
+
+
+def _budget_clock(started: float, max_seconds: float) -> Callable[[], float]:
+    return lambda: (time.perf_counter() - started) / max_seconds
 
 
 def _augment(batch: torch.Tensor, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
@@ -266,8 +281,9 @@ def train_classifier(
         torch.manual_seed(config.seed)  # dropout and stochastic depth, if the model has them
         generator = torch.Generator().manual_seed(config.seed)
         optimizer = torch.optim.AdamW(_parameter_groups(model, config.weight_decay), lr=config.learning_rate)
+        budget_spent = None if config.max_seconds is None else _budget_clock(started, config.max_seconds)
         schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, _warmup_cosine(steps_per_epoch * config.epochs, config.warmup_fraction)
+            optimizer, _warmup_cosine(steps_per_epoch * config.epochs, config.warmup_fraction, budget_spent)
         )
         loss_function = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         try:
