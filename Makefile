@@ -6,7 +6,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: setup quickstart test lint bench-exporters clean
+.PHONY: setup quickstart test lint bench bench-large bench-exporters clean
 
 setup: $(VENV)/.installed
 
@@ -26,8 +26,16 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
+# The published results (benchmarks/results/): every format and precision in the registry, plus peers.
+bench: setup
+	$(VENV)/bin/python -m vitedge.benchmarks.publish --out benchmarks/results
+
+# ViT-L/16-384 too (several GB of memory, an hour or more on a small machine); other sections are kept.
+bench-large: setup
+	$(VENV)/bin/python -m vitedge.benchmarks.publish --out benchmarks/results --only-large
+
 bench-exporters: setup
 	$(VENV)/bin/python -m vitedge.benchmarks.exporter_choice --out benchmarks/results/onnx_exporter.md
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info vitedge-quickstart
+	rm -rf $(VENV) build dist *.egg-info vitedge-quickstart .bench-work

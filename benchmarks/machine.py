@@ -20,8 +20,23 @@ def _cpuinfo() -> dict[str, str]:
     return info
 
 
-def machine_info(packages: tuple[str, ...] = ("numpy", "onnxruntime", "torch", "transformers")) -> dict:
-    """A JSON-able description of this machine and the libraries that matter for timings."""
+DEFAULT_PACKAGES = ("numpy", "pillow", "onnxruntime", "ai-edge-litert", "tflite-runtime", "coremltools", "torch",
+                    "transformers", "litert-torch")
+
+
+def _usable_cpus() -> int | None:
+    """CPUs this process may run on (its affinity mask; all of them where that is unknown)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count()
+
+
+def machine_info(packages: tuple[str, ...] = DEFAULT_PACKAGES) -> dict:
+    """A JSON-able description of this machine and the libraries that matter for timings.
+
+    Library versions come from the installed distributions' metadata: nothing is imported.
+    """
     cpu = _cpuinfo()
     flags = set((cpu.get("flags") or cpu.get("Features") or "").split())
     versions = {}
@@ -32,8 +47,10 @@ def machine_info(packages: tuple[str, ...] = ("numpy", "onnxruntime", "torch", "
             continue
     return {
         "cpu": cpu.get("model name") or platform.processor() or platform.machine(),
+        "board": cpu.get("Model"),  # e.g. "Raspberry Pi 5 Model B Rev 1.0"; None on PCs
         "machine": platform.machine(),
         "logical_cpus": os.cpu_count(),
+        "usable_cpus": _usable_cpus(),
         "instruction_sets": sorted(flag for flag in INTERESTING_FLAGS if flag in flags),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),

@@ -8,6 +8,7 @@ differences against the format's tolerance. The report goes into the manifest.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import torch
 from vitedge.benchmarks.datasets import ShapesConfig, shapes_samples
 from vitedge.benchmarks.metrics import max_abs_diff, row_cosines, top1_agreement
 from vitedge.converters.loading import SourceModel
-from vitedge.formats import Tolerance
+from vitedge.formats import Format, Tolerance, load_entry_point
 from vitedge.runtime.classifier import Classifier
 from vitedge.runtime.images import expand_image_paths, load_rgb
 from vitedge.runtime.manifest import ValidationReport
@@ -118,7 +119,22 @@ def validate_artifact(
     images_dir: str | Path | None = None,
     num_threads: int | None = None,
 ) -> ValidationReport:
-    """Run the artifact through the runtime and the source through torch on the same inputs."""
+    """Run the artifact through the runtime and the source through torch on the same images.
+
+    The reference gets the source's preprocessing and the artifact its manifest's (which differs
+    when the export changed the input: NHWC, normalization baked into the model).
+    """
     classifier = Classifier.open(folder, num_threads=num_threads, verify=False)
-    inputs, description = validation_inputs(classifier.manifest.preprocess, samples, images_dir=images_dir)
-    return compare_outputs(torch_outputs(source, inputs), artifact_outputs(classifier, inputs), tolerance, inputs=description)
+    reference_inputs, description = validation_inputs(source.preprocess, samples, images_dir=images_dir)
+    artifact_inputs = reference_inputs
+    if classifier.manifest.preprocess != source.preprocess:
+        artifact_inputs, _ = validation_inputs(classifier.manifest.preprocess, samples, images_dir=images_dir)
+    return compare_outputs(
+        torch_outputs(source, reference_inputs), artifact_outputs(classifier, artifact_inputs), tolerance, inputs=description
+    )
+
+
+def validator_for(fmt: Format) -> Callable[..., ValidationReport]:
+    """The format's own validator (:attr:`Format.validator`, e.g. a simulation where its backend cannot
+    run), else :func:`validate_artifact`; both take ``(folder, source, tolerance, *, samples, images_dir)``."""
+    return load_entry_point(fmt.validator) if fmt.validator else validate_artifact

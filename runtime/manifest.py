@@ -73,12 +73,17 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class OutputsSpec:
-    """Names of the model's outputs: the logits, and the pooled embedding when present."""
+    """Names of the model's outputs: the logits, and the pooled embedding when present.
+
+    ``quantization`` describes quantized outputs, per output key (``"logits"``, ``"embedding"``):
+    ``{"dtype": "int8", "scale": s, "zero_point": z}`` with real = s * (q - z); None when float.
+    """
 
     logits: str
     embedding: str | None = None
     embedding_size: int | None = None
     num_classes: int | None = None
+    quantization: dict[str, dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -141,12 +146,13 @@ class Manifest:
     source: SourceInfo
     conversion: ConversionInfo
     validation: ValidationReport | None = None
+    entry: str | None = None
     schema: str = SCHEMA
 
     @property
     def model_file(self) -> str:
-        """The first file: the one the backend opens."""
-        return self.files[0].path
+        """What the backend opens: ``entry`` (e.g. a Core ML .mlpackage folder) or the first file."""
+        return self.entry or self.files[0].path
 
     @property
     def is_random_init(self) -> bool:
@@ -198,6 +204,7 @@ class Manifest:
                 source=SourceInfo(**data["source"]),
                 conversion=ConversionInfo(**data["conversion"]),
                 validation=None if validation is None else _validation_from_dict(validation),
+                entry=data.get("entry"),
             )
         except ArtifactError:
             raise

@@ -146,7 +146,7 @@ def test_a_failed_or_interrupted_conversion_leaves_nothing(tiny_folder, tmp_path
     def broken(*args, **kwargs):
         raise failure
 
-    monkeypatch.setattr(pipeline, "validate_artifact", broken)
+    monkeypatch.setattr(pipeline, "validator_for", lambda fmt: broken)
     with pytest.raises(type(failure)):
         convert(str(tiny_folder), to="onnx", out=tmp_path / "out")
     assert list(tmp_path.iterdir()) == []

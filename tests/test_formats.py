@@ -34,6 +34,8 @@ def test_every_format_names_real_modules_and_known_precisions(name):
     assert callable(load_entry_point(fmt.exporter))
     if fmt.backend_installed():
         assert callable(load_entry_point(fmt.backend))
+    if fmt.validator:
+        assert callable(load_entry_point(fmt.validator))
 
 
 def test_lookups_suggest_close_matches():
@@ -42,5 +44,5 @@ def test_lookups_suggest_close_matches():
         get_format("Onxx")
     with pytest.raises(UsageError, match="did you mean 'int8-dynamic'"):
         get_precision("int8-dynamc")
-    with pytest.raises(UsageError, match="does not support precision 'int4-weight'.*choose one of: fp32"):
-        get_format("onnx").support("int4-weight")
+    with pytest.raises(UsageError, match="does not support precision 'palettize4'.*choose one of: fp32"):
+        get_format("onnx").support("palettize4")

@@ -44,13 +44,14 @@ def test_each_precision_converts_validates_and_has_its_ops(onnx_artifacts, preci
     manifest = clf.manifest
     assert manifest.precision == precision and manifest.validation.passed
     assert EXPECTED_OPS[precision] <= set(_ops(onnx_artifacts[precision]))
-    assert manifest.validation.top1_agreement >= 0.9
+    assert manifest.validation.top1_agreement >= (FORMATS["onnx"].support(precision).tolerance.min_top1_agreement or 1.0)
     if precision != "fp32":
         assert "quantization" in manifest.conversion.recipe
         assert not (onnx_artifacts[precision] / "fp32.onnx").exists(), "the intermediate fp32 graph is removed"
     reference = Classifier.open(onnx_artifacts["fp32"]).predict(DATA / "chelsea.jpg", top_k=4)
     result = clf.predict(DATA / "chelsea.jpg", top_k=4)
-    assert result.top.index == reference.top.index
+    top = 2 if precision == "int4-weight" else 1  # 4-bit weights may swap close classes
+    assert reference.top.index in [p.index for p in result.predictions[:top]]
 
 
 def test_quantized_artifacts_are_smaller(onnx_artifacts):

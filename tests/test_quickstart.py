@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+
 import pytest
 
 from vitedge.cli import main
@@ -24,5 +26,14 @@ def test_quickstart_small_run_leaves_a_working_artifact(tmp_path, capsys):
     results = Classifier.open(artifact).predict(sorted((out / "data" / "test").rglob("*.png")))
     assert results and all(r.ok for r in results)
     assert f"vitedge predict {artifact}" in printed
+    coreml = read_manifest(out / "artifacts" / "coreml-fp16")  # Core ML too: simulated off macOS, run on it
+    assert coreml.format == "coreml" and coreml.validation.passed
+    assert coreml.validation.simulated == (platform.system() != "Darwin")
+    if coreml.validation.simulated:
+        assert "coreml-fp16: not run here: Core ML runs only on Darwin" in printed
+    assert f"report: {out / 'report.html'}" in printed and "p50 ms (batch 1)" in printed
+    report = (out / "report.md").read_text()
+    assert "| onnx-fp32 |" in report and "PyTorch eager fp32 (the trained model)" in report
+    assert 'class="plot plot-pareto"' in (out / "report.html").read_text()
     # a second run refreshes the folder instead of failing on it
     assert main(["quickstart", "--small", "--out", str(out)]) == 0

@@ -1,8 +1,9 @@
 """The vitedge command line: one parser, subcommands that call the public API.
 
 Errors a user can cause print one line (``vitedge: error: …``) and exit non-zero; a traceback
-only appears with ``--debug``. Commands that only run models (predict, embed, inspect, formats)
-never import torch.
+only appears with ``--debug``. Commands that only run models (predict, embed, inspect, formats,
+bench, report) never import torch; ``bench`` runs a torch MODEL (as a row or the reference) in a
+worker process of its own.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ import argparse
 import json
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from vitedge._version import __version__
+from vitedge.converters.coreml_compat import TARGETS as COREML_TARGETS
+from vitedge.converters.export_types import CALIBRATION_METHODS, INPUT_LAYOUTS, INPUT_TYPES
 from vitedge.errors import UsageError, VitedgeError
 from vitedge.formats import FORMATS, PRECISIONS
 
@@ -59,6 +63,24 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     convert.add_argument("--exporter", default="torchscript", choices=["torchscript", "dynamo"],
                          help="ONNX exporter (default torchscript: measured fastest, see benchmarks/results)")
+    convert.add_argument("--graph", default="optimized", choices=["optimized", "plain"],
+                         help="ONNX graph: optimized (fused onnxruntime ops, default) or plain (standard ONNX ops only)")
+    convert.add_argument("--max-accuracy-drop", type=float, metavar="POINTS",
+                         help="int8: keep the most sensitive layers in float until top-1 agreement with fp32 "
+                              "drops by at most this many points")
+    convert.add_argument("--calibration", metavar="DIR|builtin",
+                         help="int8-static: calibration images, a folder or the built-in set (default builtin)")
+    convert.add_argument("--calibration-samples", type=int, metavar="N",
+                         help="int8-static: how many calibration images (default 64)")
+    convert.add_argument("--calibration-method", choices=CALIBRATION_METHODS,
+                         help="int8-static: how activation ranges are chosen, where the format lets you pick")
+    convert.add_argument("--input-layout", choices=INPUT_LAYOUTS,
+                         help="model input layout: NCHW (default) or NHWC (mobile pipelines)")
+    convert.add_argument("--input-type", default="float", choices=INPUT_TYPES,
+                         help="model input: float (normalized tensor, default), uint8 (raw pixels), "
+                              "image (Core ML image input for Vision; normalization in the model)")
+    convert.add_argument("--target", metavar="T",
+                         help=f"deployment target (Core ML: {', '.join(COREML_TARGETS)}; default: the oldest the precision allows)")
     convert.add_argument("--json", action="store_true", help="print the manifest as JSON")
 
     predict = commands.add_parser("predict", help="classify images with an artifact")
@@ -93,6 +115,32 @@ def build_parser() -> argparse.ArgumentParser:
     quickstart.add_argument("--out", default="vitedge-quickstart", help="working folder (default ./vitedge-quickstart)")
     quickstart.add_argument("--seconds", type=float, default=None, help="cap the training time")
     quickstart.add_argument("--small", action="store_true", help="a much smaller run (seconds; for tests)")
+
+    bench = commands.add_parser("bench", help="measure artifacts: latency, load time, memory, size, accuracy")
+    bench.add_argument("artifacts", nargs="+", metavar="ARTIFACT",
+                       help="artifact folders (each runs in its own fresh process); torch:MODEL adds PyTorch eager fp32")
+    bench.add_argument("--reference", metavar="ARTIFACT|MODEL",
+                       help="compare each artifact's logits with this artifact's, or this model's in torch "
+                            "(hub id, HF folder, preset:NAME; needs vitedge[convert])")
+    bench.add_argument("--data", default="builtin", metavar="DIR|builtin|none",
+                       help="accuracy images: an ImageFolder (one subfolder per class: top-1/top-5), any image folder "
+                            "(agreement only), the built-in shapes test split (default), or none")
+    bench.add_argument("--samples", type=int, help="images for accuracy (default: 50 built-in, or all of DIR)")
+    bench.add_argument("--batch-sizes", default="1,8", metavar="B,B", help="batch sizes to time (default 1,8)")
+    bench.add_argument("--threads", type=int, help="threads per inference, pinned (default: the CPUs this process may use)")
+    bench.add_argument("--warmup", type=int, default=3, help="untimed calls per batch size and round (default 3)")
+    bench.add_argument("--runs", type=int, default=20, help="timed calls per batch size (default 20)")
+    bench.add_argument("--rounds", type=int, default=1,
+                       help="fresh processes per artifact, interleaved across artifacts; runs are split over them (default 1)")
+    bench.add_argument("--timeout", type=float, default=900.0, help="seconds one artifact may take (default 900)")
+    bench.add_argument("--device", help="this machine's name in merged reports (default: its host name)")
+    bench.add_argument("--json", metavar="FILE", help="write the results here (merge files with vitedge report)")
+    bench.add_argument("--report", metavar="FILE", help="write a report: .html (with plots) or .md")
+    bench.add_argument("--quiet", action="store_true", help="no progress display")
+
+    report = commands.add_parser("report", help="merge benchmark results (e.g. from several devices) into one report")
+    report.add_argument("results", nargs="+", metavar="RESULTS.json", help="files written by vitedge bench --json")
+    report.add_argument("-o", "--out", required=True, metavar="FILE", help="the report: .html (with plots), .md or .json")
     return parser
 
 
@@ -121,10 +169,14 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from vitedge.converters import ExportOptions, convert
     from vitedge.render import human_bytes, validation_text
 
+    given = {name: getattr(args, name) for name in ("calibration", "calibration_samples", "calibration_method", "input_layout")}
+    options = ExportOptions(opset=args.opset, exporter=args.exporter, graph=args.graph,
+                            max_accuracy_drop=args.max_accuracy_drop, input_type=args.input_type, target=args.target,
+                            **{name: value for name, value in given.items() if value is not None})
     result = convert(
         args.model, to=args.to, out=args.out, precision=args.precision, overwrite=args.overwrite,
         revision=args.revision, allow_pickle=args.allow_pickle, validation_samples=args.validation_samples,
-        validation_images=args.validation_images, options=ExportOptions(opset=args.opset, exporter=args.exporter),
+        validation_images=args.validation_images, options=options,
         on_stage=lambda line: print(f"{line} …", file=sys.stderr, flush=True),
     )
     manifest = result.manifest
@@ -216,6 +268,57 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise UsageError(f"--batch-sizes {text!r}: expected positive integers separated by commas, e.g. 1,8")
+    return sizes
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import shlex
+    import tempfile
+
+    from vitedge.benchmarks.bench import BenchTarget, default_threads, run_bench
+    from vitedge.benchmarks.bench_data import resolve_data
+    from vitedge.benchmarks.progress import Progress
+    from vitedge.benchmarks.report import check_report_path, write_report
+    from vitedge.benchmarks.report_md import text_report
+    from vitedge.benchmarks.results import BenchSettings, save_runs
+
+    report = check_report_path(args.report) if args.report else None
+    settings = BenchSettings(
+        threads=args.threads or default_threads(), batch_sizes=_batch_sizes(args.batch_sizes), warmup=args.warmup,
+        runs=args.runs, rounds=args.rounds, timeout_s=args.timeout,
+    )
+    with tempfile.TemporaryDirectory(prefix="vitedge-bench-data-") as workdir:
+        data = resolve_data(args.data, workdir, samples=args.samples)
+        run = run_bench(
+            [BenchTarget(spec) for spec in args.artifacts], settings=settings, data=data, reference=args.reference,
+            device=args.device, progress=Progress(0, enabled=not args.quiet),
+            command=shlex.join(["vitedge", *sys.argv[1:]]) if sys.argv[0].endswith("vitedge") else "",
+        )
+    print(text_report([run]))
+    for path in (save_runs([run], args.json) if args.json else None, write_report([run], report) if report else None):
+        if path is not None:
+            print(f"wrote {path}")
+    return 1 if any(row.status == "failed" for row in run.results) else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from vitedge.benchmarks.report import check_report_path, write_report
+    from vitedge.benchmarks.results import merge_runs
+
+    out = check_report_path(args.out)
+    runs = merge_runs(args.results)
+    write_report(runs, out)
+    print(f"wrote {out} ({len(runs)} run(s): {', '.join(run.device for run in runs)})")
+    return 0
+
+
 COMMANDS = {
     "convert": cmd_convert,
     "predict": cmd_predict,
@@ -224,6 +327,8 @@ COMMANDS = {
     "verify": cmd_verify,
     "formats": cmd_formats,
     "quickstart": cmd_quickstart,
+    "bench": cmd_bench,
+    "report": cmd_report,
 }
 
 
@@ -232,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [arg for arg in argv if arg != "--debug"]  # accepted anywhere on the line
+    if not debug:
+        warnings.formatwarning = lambda message, *args, **kwargs: f"vitedge: warning: {message}\n"
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:

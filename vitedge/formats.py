@@ -9,6 +9,7 @@ one row here plus its exporter module (``vitedge.converters``) and its backend m
 from __future__ import annotations
 
 import importlib.util
+import platform
 from dataclasses import dataclass, field
 
 from vitedge.errors import UsageError, did_you_mean
@@ -58,9 +59,14 @@ class Format:
     backend_modules: tuple[str, ...]  # importable modules, any of which makes the backend usable
     install_extra: str
     precisions: tuple[PrecisionSupport, ...]
-    platforms: str = "any"
     notes: str = ""
     options: tuple[str, ...] = field(default_factory=tuple)
+    #: platform.system() names the runtime backend runs on (empty: any), e.g. ("Darwin",) for Core ML.
+    runtime_systems: tuple[str, ...] = ()
+    #: "module:function" that validates a fresh artifact instead of running it through the runtime
+    #: (same arguments as vitedge.converters.validate.validate_artifact), e.g. a simulation where the
+    #: backend cannot run here; None: validate_artifact.
+    validator: str | None = None
 
     @property
     def precision_names(self) -> tuple[str, ...]:
@@ -82,6 +88,10 @@ class Format:
             hint=f"format {self.name!r} supports: {known}",
         )
 
+    def backend_supported_here(self) -> bool:
+        """Whether this operating system can run the format's backend at all."""
+        return not self.runtime_systems or platform.system() in self.runtime_systems
+
     def backend_installed(self) -> bool:
         """Whether one of the modules the runtime backend needs can be imported here."""
         return any(importlib.util.find_spec(module) is not None for module in self.backend_modules)
@@ -95,6 +105,9 @@ PRECISIONS: dict[str, Precision] = {
         Precision("int8-dynamic", "int8 weights, activations quantized on the fly"),
         Precision("int8-static", "int8 weights and activations, ranges from calibration images", True),
         Precision("int4-weight", "4-bit weights, float activations"),
+        Precision("int8-weight", "int8 weights, float activations"),
+        Precision("palettize4", "4-bit palettized weights: indices into 16-value lookup tables, float activations"),
+        Precision("palettize6", "6-bit palettized weights: indices into 64-value lookup tables, float activations"),
     )
 }
 
@@ -104,6 +117,29 @@ FP32_TOLERANCE = Tolerance(
     min_embedding_cosine=0.9999,
     max_abs_diff=1e-3,
 )
+
+#: ONNX quantized precisions (benchmarks/results/onnx_precisions.md); top-1 agreement is only gated
+#: for trained models (a random-init model's top-1 is a coin toss between near-equal logits).
+ONNX_FP16_TOLERANCE = Tolerance(min_logits_cosine=0.999, min_embedding_cosine=0.999, min_top1_agreement=0.95)
+ONNX_INT8_TOLERANCE = Tolerance(min_logits_cosine=0.98, min_embedding_cosine=0.95, min_top1_agreement=0.9)
+ONNX_INT4_TOLERANCE = Tolerance(min_logits_cosine=0.95, min_embedding_cosine=0.9, min_top1_agreement=0.85)
+
+#: TFLite: each met with margin by the chosen recipe on the quickstart's trained ViT and on the tests'
+#: random-init ViT; broken quantization (ai-edge-quantizer's static recipes here: min logits cosine ~0.5)
+#: fails them. Measured: benchmarks/results/tflite_accuracy.md.
+TFLITE_FP16_TOLERANCE = Tolerance(min_logits_cosine=0.999, min_embedding_cosine=0.999, min_top1_agreement=0.95)
+TFLITE_INT8_DYNAMIC_TOLERANCE = Tolerance(min_logits_cosine=0.99, min_embedding_cosine=0.99, min_top1_agreement=0.9)
+TFLITE_INT8_STATIC_TOLERANCE = Tolerance(min_logits_cosine=0.95, min_embedding_cosine=0.95, min_top1_agreement=0.8)
+TFLITE_INT4_TOLERANCE = Tolerance(min_logits_cosine=0.9, min_embedding_cosine=0.95, min_top1_agreement=0.7)
+
+#: Core ML, fp16 compute for all but fp32. Measured by simulation (benchmarks/results/coreml.md): the
+#: quickstart's trained ViT agrees 100% (fp16, palettize6), 99.8% (int8-weight), 99.4% (int4-weight),
+#: 99.0% (palettize4) with fp32, min logits cosine >= 0.964; the random-init test models, whose near-tied
+#: logits flip easily, reach min logits cosines of 0.9999 (fp16), 0.999 (int8), 0.996 (palettize6), 0.87-0.92
+#: (4-bit) and 4-bit agreements of 75-90%. The floors keep that margin and fail a broken compression.
+COREML_FP16_TOLERANCE = Tolerance(min_logits_cosine=0.999, min_embedding_cosine=0.999, min_top1_agreement=0.95)
+COREML_8BIT_TOLERANCE = Tolerance(min_logits_cosine=0.99, min_embedding_cosine=0.99, min_top1_agreement=0.9)
+COREML_4BIT_TOLERANCE = Tolerance(min_logits_cosine=0.8, min_embedding_cosine=0.95, min_top1_agreement=0.6)
 
 FORMATS: dict[str, Format] = {
     f.name: f
@@ -116,9 +152,59 @@ FORMATS: dict[str, Format] = {
             backend="vitedge.runtime.backends.onnx:OnnxBackend",
             backend_modules=("onnxruntime",),
             install_extra="onnx",
-            precisions=(PrecisionSupport("fp32", FP32_TOLERANCE, "graph with dynamic batch, opset 17"),),
+            precisions=(
+                PrecisionSupport("fp32", FP32_TOLERANCE, "fused Attention/SkipLayerNorm/BiasGelu graph, dynamic batch"),
+                PrecisionSupport("fp16", ONNX_FP16_TOLERANCE, "fp32 inputs/outputs; slower than fp32 on CPUs"),
+                PrecisionSupport("int8-dynamic", ONNX_INT8_TOLERANCE, "MatMul + QAttention; the CPU default"),
+                PrecisionSupport("int8-static", ONNX_INT8_TOLERANCE, "QDQ MatMul only, percentile calibration"),
+                PrecisionSupport("int4-weight", ONNX_INT4_TOLERANCE, "MatMulNBits, block 32"),
+            ),
             notes="onnxruntime on Linux, macOS, Windows, Raspberry Pi (arm64), Android",
-            options=("opset", "exporter", "attention"),
+            options=("opset", "exporter", "attention", "graph", "calibration", "calibration_samples",
+                     "calibration_method", "max_accuracy_drop"),
+        ),
+        Format(
+            name="tflite",
+            title="TFLite (LiteRT)",
+            model_file="model.tflite",
+            exporter="vitedge.converters.tflite_export:export_tflite",
+            backend="vitedge.runtime.backends.tflite:TFLiteBackend",
+            backend_modules=("ai_edge_litert", "tflite_runtime", "tensorflow"),
+            install_extra="tflite",
+            precisions=(
+                PrecisionSupport("fp32", FP32_TOLERANCE, "litert-torch, batch 1"),
+                PrecisionSupport("fp16", TFLITE_FP16_TOLERANCE, "fp16 weights; CPUs compute in fp32"),
+                PrecisionSupport("int8-dynamic", TFLITE_INT8_DYNAMIC_TOLERANCE,
+                                 "ai-edge-quantizer dynamic_wi8_afp32; the CPU default"),
+                PrecisionSupport("int8-static", TFLITE_INT8_STATIC_TOLERANCE,
+                                 "PT2E; int8 input and output, quantized by the runtime"),
+                PrecisionSupport("int4-weight", TFLITE_INT4_TOLERANCE,
+                                 "blocks of 32, int8 classifier head, int8 compute on the fly"),
+            ),
+            notes="ai-edge-litert (LiteRT) on Linux, macOS, Windows, Android; tflite-runtime on older "
+                  "Raspberry Pi setups (fp32 and int8-static only)",
+            options=("calibration", "calibration_samples", "input_layout", "input_type"),
+        ),
+        Format(
+            name="coreml",
+            title="Core ML",
+            model_file="model.mlpackage",
+            exporter="vitedge.converters.coreml_export:export_coreml",
+            backend="vitedge.runtime.backends.coreml:CoreMLBackend",
+            backend_modules=("coremltools",),
+            install_extra="coreml",
+            precisions=(
+                PrecisionSupport("fp32", FP32_TOLERANCE, "ML program, fp32 compute; iOS16+"),
+                PrecisionSupport("fp16", COREML_FP16_TOLERANCE, "fp16 compute for GPU and Neural Engine; iOS16+"),
+                PrecisionSupport("int8-weight", COREML_8BIT_TOLERANCE, "per-channel symmetric; fp16 compute; iOS16+"),
+                PrecisionSupport("int4-weight", COREML_4BIT_TOLERANCE, "symmetric, a scale per block of 32; fp16 compute; iOS18+"),
+                PrecisionSupport("palettize4", COREML_4BIT_TOLERANCE, "k-means, a table per 16 output channels; fp16 compute; iOS18+"),
+                PrecisionSupport("palettize6", COREML_8BIT_TOLERANCE, "k-means, a table per tensor; fp16 compute; iOS16+"),
+            ),
+            notes="Core ML on macOS, iOS, iPadOS (Apple only); converts and validates by simulation anywhere",
+            options=("input_type", "target"),
+            runtime_systems=("Darwin",),
+            validator="vitedge.converters.coreml_validate:validate_coreml",
         ),
     )
 }

@@ -1,8 +1,9 @@
 """``vitedge quickstart``: the whole path on a built-in default, offline, in a couple of minutes.
 
 Train a small ViT on the built-in shapes dataset, save it as a Hugging Face folder, convert it to
-ONNX (validated against torch), classify a few held-out images with the torch-free runtime, and
-measure the artifact's accuracy on the test split. Prints what it did and where everything is.
+ONNX and Core ML (validated against torch; Core ML by simulation off macOS), classify a few held-out
+images with the torch-free runtime (Core ML only where it runs), and measure each artifact's
+accuracy on the test split. Prints what it did and where everything is.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ class QuickstartResult:
     torch_test_accuracy: float
     artifact_test_accuracy: dict[str, float]
     seconds: float
+    report: Path | None = None
 
 
-def _save_hf_folder(model, folder: Path, spec, record: dict) -> None:
+def save_hf_folder(model, folder: Path, spec, record: dict) -> None:
     """The trained model as a Hugging Face folder that `vitedge convert` (and transformers) take."""
     from transformers.utils import logging as hf_logging
 
@@ -77,6 +79,7 @@ def run_quickstart(
         quickstart_preprocess_spec,
         run_quickstart_recipe,
     )
+    from vitedge.formats import get_format
     from vitedge.render import human_bytes, validation_text
     from vitedge.runtime import Classifier
 
@@ -101,7 +104,7 @@ def run_quickstart(
     echo(f"    trained in {run.training_seconds:.0f} s: test accuracy {run.test_accuracy:.1%} (torch fp32)")
     spec = quickstart_preprocess_spec()
     model_folder = out / "model"
-    _save_hf_folder(run.model, model_folder, spec, {
+    save_hf_folder(run.model, model_folder, spec, {
         "weights": "trained",
         "dataset": {"name": "shapes", **dataclasses.asdict(shapes), "counts": dataclasses.asdict(counts)},
         "train": dataclasses.asdict(train_config),
@@ -117,8 +120,9 @@ def run_quickstart(
     test_set = read_image_folder(data_folder)
     echo(f"    {len(test_set.samples)} images in {data_folder}")
 
-    echo("3/4 converting to ONNX and validating against the torch model")
-    artifacts = {"onnx-fp32": out / "artifacts" / "onnx-fp32"}
+    echo("3/4 converting to ONNX, TFLite and Core ML and validating against the torch model")
+    names = ("onnx-fp32", "tflite-fp32", "tflite-int8-dynamic", "coreml-fp16")  # TFLite int8 reuses the fp32 conversion
+    artifacts = {name: out / "artifacts" / name for name in names}
     for name, path in artifacts.items():
         fmt, precision = name.split("-", 1)
         result = convert(str(model_folder), to=fmt, precision=precision, out=path, overwrite=True,
@@ -130,7 +134,15 @@ def run_quickstart(
     accuracies = {}
     paths = [path for path, _ in test_set.samples]
     labels = [label for _, label in test_set.samples]
+    runnable = {}  # Core ML runs only on Apple systems: elsewhere its artifact is converted and simulated, not run
     for name, path in artifacts.items():
+        fmt = get_format(name.split("-", 1)[0])
+        if fmt.backend_supported_here():
+            runnable[name] = path
+        else:
+            echo(f"    {name}: not run here: {fmt.title} runs only on {', '.join(fmt.runtime_systems)}; copy {path} there "
+                 "(its validation above is a simulation)")
+    for name, path in runnable.items():
         classifier = Classifier.open(path)
         results = classifier.predict(paths, top_k=3)
         scores = np.zeros((len(results), len(classifier.labels)), np.float32)
@@ -145,10 +157,16 @@ def run_quickstart(
         top = result.top
         mark = "right" if top.label == test_set.class_names[label] else f"wrong: it is {test_set.class_names[label]}"
         echo(f"    {Path(path).relative_to(out)}: {top.label} {top.score:.0%} ({mark})")
+    echo("benchmarking each artifact in a fresh process (latency, memory, accuracy vs the torch model)")
+    from vitedge.quickstart_bench import benchmark_quickstart
+
+    bench = benchmark_quickstart(out, artifacts, run.model, data_folder, small=small, echo=echo)  # Core ML: a skipped row
+    echo(f"    report: {bench.html} (with plots), {bench.markdown}")
     seconds = time.perf_counter() - started
     first = next(iter(artifacts.values()))
     echo(f"done in {seconds:.0f} s. Next:")
     echo(f"    vitedge predict {first} {data_folder} --top-k 3")
     echo(f"    vitedge inspect {first}")
+    echo(f"    vitedge bench {' '.join(str(p) for p in artifacts.values())} --data {data_folder} --report my-report.html")
     echo(f"    vitedge convert {model_folder} --to onnx --out my-artifact")
-    return QuickstartResult(model_folder, artifacts, data_folder, run.test_accuracy, accuracies, seconds)
+    return QuickstartResult(model_folder, artifacts, data_folder, run.test_accuracy, accuracies, seconds, bench.html)

@@ -37,6 +37,8 @@ def formats_rows(*, installed: bool = True) -> tuple[list[list[str]], list[str]]
     rows = []
     for fmt in FORMATS.values():
         status = "yes" if fmt.backend_installed() else f"no: pip install 'vitedge[{fmt.install_extra}]'"
+        if not fmt.backend_supported_here():
+            status = f"no: runs on {' or '.join(fmt.runtime_systems)} only"
         for support in fmt.precisions:
             what = PRECISIONS[support.precision].description
             if support.note:

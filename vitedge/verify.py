@@ -44,7 +44,7 @@ def verify_artifact(
     outcome.lines.append(f"checksums: OK ({len(manifest.files)} file(s) match the manifest)")
     try:
         from vitedge.converters.loading import load_source
-        from vitedge.converters.validate import validate_artifact
+        from vitedge.converters.validate import validator_for
         from vitedge.formats import get_format
     except ImportError as error:
         outcome.lines.append(f"parity: not checked: the converters need torch and transformers ({error.name} is missing); "
@@ -58,8 +58,8 @@ def verify_artifact(
         return outcome
     if source.info.weights_sha256 and manifest.source.weights_sha256 and source.info.weights_sha256 != manifest.source.weights_sha256:
         outcome.lines.append(f"note: {model} has other weights than the artifact was made from (weights sha256 differs)")
-    tolerance = get_format(manifest.format).support(manifest.precision).tolerance
-    report = validate_artifact(folder, source, tolerance, samples=samples)
+    fmt = get_format(manifest.format)
+    report = validator_for(fmt)(folder, source, fmt.support(manifest.precision).tolerance, samples=samples)
     outcome.ok = report.passed
     outcome.lines.append(f"parity against {model}: {validation_text(report)}")
     return outcome

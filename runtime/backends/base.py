@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 from typing import Protocol
 
@@ -32,6 +33,11 @@ class Backend(Protocol):
 def open_backend(folder: Path, manifest: Manifest, *, num_threads: int | None = None) -> Backend:
     """Open the backend that the manifest's format names, with a clear error when it is missing."""
     fmt = get_format(manifest.format)
+    if not fmt.backend_supported_here():
+        raise BackendUnavailableError(
+            f"{folder}: {fmt.title} artifacts run only on {', '.join(fmt.runtime_systems)}, not {platform.system()}",
+            hint="copy the artifact to such a machine, or convert the model to another format (vitedge formats)",
+        )
     if not fmt.backend_installed():
         needs = " or ".join(fmt.backend_modules)
         raise BackendUnavailableError(

@@ -1,0 +1,135 @@
+"""What a benchmark worker runs: an artifact through the runtime, or (``torch:MODEL``) PyTorch eager.
+
+Each target loads in stages the worker times one by one (import the backend library, check the
+files, load the model) and then runs preprocessed batches, returning logits. Artifacts need only the
+runtime and their backend, so a Raspberry Pi with ``vitedge[onnx]`` benchmarks them; the torch
+target lives in :mod:`vitedge.benchmarks.torch_target` and is imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from vitedge.errors import UsageError
+from vitedge.runtime.preprocess_spec import PreprocessSpec
+
+TORCH_PREFIX = "torch:"
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """What a report says about a target besides its timings."""
+
+    format: str
+    precision: str
+    backend: str
+    backend_version: str
+    size_bytes: int | None
+    model: str | None
+    weights: str | None
+    labels: tuple[str, ...]
+
+
+class Target(Protocol):
+    """A model the worker can time: load it stage by stage, then run batches."""
+
+    preprocess: PreprocessSpec
+
+    def import_backend(self) -> None: ...
+
+    def check_files(self) -> None: ...
+
+    def load(self, threads: int) -> None: ...
+
+    def info(self) -> TargetInfo: ...
+
+    def run(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+def is_torch_spec(spec: str) -> bool:
+    return spec.startswith(TORCH_PREFIX)
+
+
+def is_artifact_folder(spec: str) -> bool:
+    return (Path(spec) / "manifest.json").is_file()
+
+
+class ArtifactTarget:
+    """An artifact folder, run through the runtime exactly as users run it (torch free).
+
+    Args:
+        folder: The artifact folder.
+        verify: Check the files' sha256 in :meth:`check_files` (what ``Classifier.open`` does by default).
+    """
+
+    def __init__(self, folder: str | Path, *, verify: bool = True) -> None:
+        from vitedge.runtime.manifest import read_manifest
+
+        self.folder = Path(folder)
+        self.manifest = read_manifest(self.folder)
+        self.preprocess = self.manifest.preprocess
+        self.verify = verify
+        self._classifier = None
+
+    def import_backend(self) -> None:
+        from vitedge.formats import get_format
+
+        module_name = get_format(self.manifest.format).backend.partition(":")[0]
+        with contextlib.suppress(ImportError):  # load() says what to install
+            importlib.import_module(module_name)
+
+    def check_files(self) -> None:
+        from vitedge.runtime.manifest import verify_files
+
+        verify_files(self.folder, self.manifest, checksums=self.verify)
+
+    def load(self, threads: int) -> None:
+        from vitedge.runtime.backends import open_backend
+        from vitedge.runtime.classifier import Classifier
+
+        backend = open_backend(self.folder, self.manifest, num_threads=threads)
+        self._classifier = Classifier(self.folder, self.manifest, backend)
+
+    def info(self) -> TargetInfo:
+        backend = self._classifier.backend if self._classifier else None
+        return TargetInfo(
+            format=self.manifest.format,
+            precision=self.manifest.precision,
+            backend=getattr(backend, "name", "?"),
+            backend_version=str(getattr(backend, "version", "?")),
+            size_bytes=sum(entry.bytes for entry in self.manifest.files),
+            model=self.manifest.source.model,
+            weights=self.manifest.source.weights,
+            labels=tuple(self._classifier.labels) if self._classifier else (),
+        )
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self._classifier.run(batch)["logits"]
+
+
+def open_target(spec: str) -> Target:
+    """The target ``spec`` names: ``torch:MODEL`` or an artifact folder.
+
+    Raises:
+        ArtifactError: The folder is not a readable artifact.
+    """
+    if is_torch_spec(spec):
+        from vitedge.benchmarks.torch_target import TorchTarget
+
+        return TorchTarget(spec.removeprefix(TORCH_PREFIX))
+    return ArtifactTarget(spec)
+
+
+def reference_spec(spec: str) -> str:
+    """Normalize ``--reference``: an artifact folder as it is, anything else as ``torch:MODEL``."""
+    if not spec:
+        raise UsageError("--reference is empty", hint="pass an artifact folder or a model (hub id, HF folder, preset:NAME)")
+    if is_torch_spec(spec) or is_artifact_folder(spec):
+        return spec
+    return TORCH_PREFIX + spec

@@ -1,0 +1,244 @@
+"""TFLite quantization recipes: which tool and settings make each precision, chosen by measurement.
+
+Two tools quantize for LiteRT: ai-edge-quantizer (AEQ) rewrites a float .tflite flatbuffer after
+conversion, and PT2E (torchao's ``prepare_pt2e``/``convert_pt2e`` with litert-torch's quantizer)
+quantizes the torch graph before conversion. :data:`RECIPES` holds every candidate that was
+measured; :data:`CHOSEN` maps each precision to the one the exporter uses, with the reason.
+``benchmarks/tflite_latency.py`` and ``benchmarks/tflite_accuracy.py`` re-measure all candidates
+(results in ``benchmarks/results/tflite.md`` and ``tflite_accuracy.md``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from vitedge.errors import UsageError
+
+SIGNATURE = "serving_default"
+QUANTIZERS = ("none", "ai-edge-quantizer", "pt2e")
+#: ai-edge-quantizer matches rules against an op's output tensor name; the head's is ``serving_default_logits_output``.
+HEAD_OUTPUT_REGEX = "logits"
+
+
+@dataclass(frozen=True)
+class TFLiteRecipe:
+    """One way to produce a TFLite model at some precision.
+
+    Attributes:
+        name: Registry key, e.g. ``"aeq-dynamic-wi8"``.
+        precision: The vitedge precision it implements.
+        quantizer: ``none``, ``ai-edge-quantizer`` (on the float flatbuffer) or ``pt2e`` (on the torch graph).
+        setting: The tool's recipe: an ai_edge_quantizer.recipe function name, or the PT2E config.
+        weights: Weight storage, e.g. ``"int8 per-channel"``.
+        activations: ``"float32"``, ``"int8 (dynamic)"`` (quantized on the fly), ``"int8"`` or ``"int16"``.
+        calibrated: Whether it needs calibration images.
+        int8_head: Keep the classifier head (the layer producing ``logits``) at int8 weights.
+    """
+
+    name: str
+    precision: str
+    quantizer: str
+    setting: str
+    weights: str
+    activations: str
+    calibrated: bool = False
+    int8_head: bool = False
+
+    def __post_init__(self) -> None:
+        if self.quantizer not in QUANTIZERS:
+            raise ValueError(f"unknown quantizer {self.quantizer!r}")
+
+    def describe(self) -> dict[str, str]:
+        """The manifest's view of the recipe."""
+        return {
+            "name": self.name,
+            "quantizer": self.quantizer,
+            "setting": self.setting,
+            "weights": self.weights,
+            "activations": self.activations,
+            **({"classifier_head": "int8 weights"} if self.int8_head else {}),
+        }
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The recipe a precision uses and the measurement that chose it."""
+
+    recipe: str
+    why: str
+
+
+RECIPES: dict[str, TFLiteRecipe] = {
+    r.name: r
+    for r in (
+        TFLiteRecipe("float", "fp32", "none", "litert-torch float32", "float32", "float32"),
+        TFLiteRecipe("aeq-fp16-weights", "fp16", "ai-edge-quantizer", "float_casting fp16 weight-only",
+                     "float16", "float32"),
+        TFLiteRecipe("aeq-dynamic-wi8", "int8-dynamic", "ai-edge-quantizer", "dynamic_wi8_afp32",
+                     "int8 per-channel", "int8 (dynamic)"),
+        TFLiteRecipe("pt2e-dynamic-wi8", "int8-dynamic", "pt2e", "symmetric per-channel, is_dynamic=True",
+                     "int8 per-channel", "int8 (dynamic)"),
+        TFLiteRecipe("pt2e-static-w8a8", "int8-static", "pt2e", "symmetric per-channel, HistogramObserver",
+                     "int8 per-channel", "int8", calibrated=True),
+        TFLiteRecipe("aeq-static-w8a8", "int8-static", "ai-edge-quantizer", "static_wi8_ai8",
+                     "int8 per-channel", "int8", calibrated=True),
+        TFLiteRecipe("aeq-static-w8a16", "int8-static", "ai-edge-quantizer", "static_wi8_ai16",
+                     "int8 per-channel", "int16", calibrated=True),
+        TFLiteRecipe("aeq-dynamic-wi4", "int4-weight", "ai-edge-quantizer", "dynamic_wi4_afp32",
+                     "int4 per-channel", "int8 (dynamic)"),
+        TFLiteRecipe("aeq-dynamic-wi4-b32", "int4-weight", "ai-edge-quantizer", "dynamic_wi4b32_afp32",
+                     "int4 blocks of 32", "int8 (dynamic)"),
+        TFLiteRecipe("aeq-dynamic-wi4-head8", "int4-weight", "ai-edge-quantizer", "dynamic_wi4_afp32",
+                     "int4 per-channel", "int8 (dynamic)", int8_head=True),
+        TFLiteRecipe("aeq-dynamic-wi4-b32-head8", "int4-weight", "ai-edge-quantizer", "dynamic_wi4b32_afp32",
+                     "int4 blocks of 32", "int8 (dynamic)", int8_head=True),
+        TFLiteRecipe("aeq-weight-only-wi4", "int4-weight", "ai-edge-quantizer", "weight_only_wi4_afp32",
+                     "int4 per-channel", "float32"),
+    )
+}
+
+#: Measured on ViT-B/16-224 (random init, batch 1, 2 threads; benchmarks/results/tflite.md) and on the
+#: quickstart's trained ViT (top-1 agreement with torch fp32; benchmarks/results/tflite_accuracy.md).
+CHOSEN: dict[str, Choice] = {
+    "fp32": Choice("float", "the reference: litert-torch's float32 conversion"),
+    "fp16": Choice(
+        "aeq-fp16-weights",
+        "half the size at fp32 accuracy; XNNPACK on CPU computes in fp32 from the fp16 weights, so latency is fp32's",
+    ),
+    "int8-dynamic": Choice(
+        "aeq-dynamic-wi8",
+        "0.3x fp32 latency, 26% of its size, 99.8% top-1 agreement; as fast as PT2E dynamic and it quantizes "
+        "the float flatbuffer, so no second torch export",
+    ),
+    "int8-static": Choice(
+        "pt2e-static-w8a8",
+        "0.3x fp32 latency, 99.2% top-1 agreement; ai-edge-quantizer's static w8a8 (0.9-1.6x fp32) and w8a16 "
+        "(3.5-7x fp32) are slower on CPU and missed the cosine tolerance (min logits cosine ~0.5)",
+    ),
+    "int4-weight": Choice(
+        "aeq-dynamic-wi4-b32-head8",
+        "15% of fp32's size, 99.4% top-1 agreement, ~0.7x fp32 latency; per-channel int4 is faster (~0.3x) but "
+        "lost too much on small models (min logits cosine 0.72 on the test ViT), weight-only int4 runs at 4-8x fp32",
+    ),
+}
+
+
+def recipe_for(precision: str) -> TFLiteRecipe:
+    """The recipe the exporter uses for ``precision``."""
+    try:
+        return RECIPES[CHOSEN[precision].recipe]
+    except KeyError:
+        raise UsageError(
+            f"no TFLite recipe for precision {precision!r}", hint=f"choose one of: {', '.join(CHOSEN)}"
+        ) from None
+
+
+def get_recipe(name: str) -> TFLiteRecipe:
+    """A candidate recipe by name (benchmarks compare them all)."""
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise UsageError(f"unknown TFLite recipe {name!r}", hint=f"choose one of: {', '.join(RECIPES)}") from None
+
+
+def _calibration_threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Swallow the quantizers' progress bars and reports (Python-level output only)."""
+    sink = io.StringIO()
+    with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
+        yield
+
+
+# -- ai-edge-quantizer: rewrites the float .tflite ------------------------------------------------
+
+
+def aeq_recipe(recipe: TFLiteRecipe) -> list[dict]:
+    """The ai-edge-quantizer recipe (a JSON-able list of rules) for an ``ai-edge-quantizer`` recipe."""
+    from ai_edge_quantizer import qtyping
+    from ai_edge_quantizer import recipe as aeq_recipes
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+    from ai_edge_quantizer.recipe_manager import RecipeManager
+
+    if recipe.name == "aeq-fp16-weights":
+        manager = RecipeManager()
+        manager.add_weight_only_config(
+            ".*", qtyping.TFLOperationName.ALL_SUPPORTED, 16, algorithm_key=AlgorithmName.FLOAT_CASTING
+        )
+        return manager.get_quantization_recipe()
+    rules = getattr(aeq_recipes, recipe.setting)()
+    if recipe.int8_head:  # a later matching rule wins: the head's output tensor is the signature's logits
+        rules = rules + aeq_recipes.dynamic_wi8c_afp32(regex=HEAD_OUTPUT_REGEX)
+    return rules
+
+
+def aeq_quantize(float_model: bytes, recipe: TFLiteRecipe, calibration: Iterator[np.ndarray] | None,
+                 input_name: str) -> bytes:
+    """Quantize a float .tflite with ai-edge-quantizer.
+
+    Args:
+        float_model: The float flatbuffer.
+        recipe: An ``ai-edge-quantizer`` recipe.
+        calibration: Batches in the model's input dtype and layout (static recipes only).
+        input_name: The signature's input name.
+    """
+    from ai_edge_quantizer import quantizer
+
+    engine = quantizer.Quantizer(float_model, aeq_recipe(recipe))
+    ranges = None
+    if engine.need_calibration:
+        if calibration is None:
+            raise UsageError(f"recipe {recipe.name} needs calibration images")
+        samples = [{input_name: batch} for batch in calibration]
+        with _quiet():
+            ranges = engine.calibrate({SIGNATURE: samples}, num_threads=_calibration_threads())
+    with _quiet():
+        result = engine.quantize(ranges, enable_progress_bar=False, enable_progress_report=False)
+    return bytes(result.quantized_model)
+
+
+# -- PT2E: quantizes the torch graph before litert-torch converts it ------------------------------
+
+
+def pt2e_quantize(module, sample: Mapping[str, object], recipe: TFLiteRecipe,
+                  calibration: Iterator[np.ndarray] | None):
+    """Quantize a torch module with PT2E for litert-torch.
+
+    Args:
+        module: The module to convert (keyword input named as in ``sample``).
+        sample: ``{input_name: tensor}``, the export sample.
+        recipe: A ``pt2e`` recipe.
+        calibration: Batches in the model's input dtype and layout (static recipes only).
+
+    Returns:
+        ``(quantized_module, quant_config)`` to pass to ``litert_torch.convert``.
+    """
+    import torch
+    from litert_torch.quantize import pt2e_quantizer, quant_config
+    from torchao.quantization.pt2e import quantize_pt2e
+
+    dynamic = not recipe.calibrated
+    config = pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic)
+    engine = pt2e_quantizer.PT2EQuantizer().set_global(config)
+    (input_name,) = sample
+    with torch.no_grad():
+        graph = torch.export.export(module, (), dict(sample)).module()
+        prepared = quantize_pt2e.prepare_pt2e(graph, engine)
+        if dynamic:
+            prepared(**sample)  # per-channel weight observers need one pass
+        else:
+            if calibration is None:
+                raise UsageError(f"recipe {recipe.name} needs calibration images")
+            for batch in calibration:
+                prepared(**{input_name: torch.from_numpy(batch)})
+        quantized = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
+    return quantized, quant_config.QuantConfig(pt2e_quantizer=engine)
