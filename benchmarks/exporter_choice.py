@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import collections
-import datetime as _dt
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from vitedge.benchmarks.results_file import emit, measured_on
 
 
 def _graph_summary(path: Path) -> str:
@@ -45,7 +46,6 @@ def run(model: str, *, threads: int, runs: int, warmup: int, batch: int) -> str:
     import torch
 
     from vitedge.benchmarks.latency import interleaved
-    from vitedge.benchmarks.machine import machine_info
     from vitedge.converters.export_types import ExportOptions
     from vitedge.converters.loading import load_source
     from vitedge.converters.onnx_export import export_onnx
@@ -81,13 +81,10 @@ def run(model: str, *, threads: int, runs: int, warmup: int, batch: int) -> str:
     stats = interleaved(candidates, warmup=warmup, runs=runs)
     best_onnx = min(s.p50_ms for name, s in stats.items() if name.startswith("ONNX"))
     eager = stats["PyTorch eager fp32 (sdpa attention)"].p50_ms
-    machine = machine_info()
     lines = [
         f"# ONNX exporter choice: {model}",
         "",
-        f"Measured {_dt.date.today().isoformat()} on {machine['cpu']} ({machine['logical_cpus']} logical CPUs, "
-        f"{', '.join(machine['instruction_sets'])}), {machine['os']}; "
-        + ", ".join(f"{k} {v}" for k, v in machine["packages"].items()) + ".",
+        measured_on(),
         f"Batch {batch}, {threads} threads, {warmup} warm-up runs, {runs} timed runs each, interleaved round-robin.",
         "",
         "| variant | p50 ms | p90 ms | vs best ONNX | vs PyTorch eager | graph |",
@@ -120,10 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the Markdown report here (default: print it)")
     args = parser.parse_args(argv)
     report = run(args.model, threads=args.threads, runs=args.runs, warmup=args.warmup, batch=args.batch)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report)
-    print(report)
+    emit(report, args.out)
     return 0
 
 

@@ -14,12 +14,13 @@ two minutes) so top-1 agreement (on held-out images) means something.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from vitedge.benchmarks.results_file import emit, measured_on
 
 
 def _session_runner(path: Path, threads: int):
@@ -33,8 +34,8 @@ def _session_runner(path: Path, threads: int):
     return lambda batch: session.run(["logits"], {name: batch})[0]
 
 
-def _plain_quantize_dynamic(source, workdir: Path) -> Path:
-    """What a user gets without vitedge: a plain export and quantize_dynamic's defaults."""
+def _plain_export_and_quantize_dynamic(source, workdir: Path) -> tuple[Path, Path]:
+    """The plain fp32 graph, and what a user gets without vitedge: quantize_dynamic's defaults on it."""
     import contextlib
     import io
     import logging
@@ -50,14 +51,13 @@ def _plain_quantize_dynamic(source, workdir: Path) -> Path:
     logging.getLogger().setLevel(logging.ERROR)
     with contextlib.redirect_stdout(io.StringIO()):
         quantize_dynamic(str(folder / "model.onnx"), str(folder / "qd.onnx"))
-    return folder / "qd.onnx"
+    return folder / "model.onnx", folder / "qd.onnx"
 
 
 def run(model: str, *, trained: bool, threads: int, runs: int, warmup: int, batch_sizes: list[int], samples: int) -> str:
     import torch
 
     from vitedge.benchmarks.latency import interleaved
-    from vitedge.benchmarks.machine import machine_info
     from vitedge.benchmarks.metrics import row_cosines, top1_agreement
     from vitedge.converters import convert, load_source
     from vitedge.converters.validate import torch_outputs, validation_inputs
@@ -79,7 +79,9 @@ def run(model: str, *, trained: bool, threads: int, runs: int, warmup: int, batc
     for precision in FORMATS["onnx"].precision_names:
         result = convert(source, to="onnx", precision=precision, out=workdir / precision, validation_samples=8)
         paths[f"vitedge onnx {precision}"] = result.path / "model.onnx"
-    paths["peer: ORT quantize_dynamic defaults (plain export)"] = _plain_quantize_dynamic(source, workdir)
+    plain, peer = _plain_export_and_quantize_dynamic(source, workdir)
+    paths["vitedge onnx fp32, --graph plain"] = plain
+    paths["peer: ORT quantize_dynamic defaults (plain export)"] = peer
     runners = {name: _session_runner(path, threads) for name, path in paths.items()}
     wrapper = source.two_outputs()
 
@@ -98,10 +100,10 @@ def run(model: str, *, trained: bool, threads: int, runs: int, warmup: int, batc
         batch = np.ascontiguousarray(np.resize(inputs, (batch_size, *inputs.shape[1:])))
         calls = {name: (lambda runner=runner, batch=batch: runner(batch)) for name, runner in runners.items()}
         latency[batch_size] = interleaved(calls, warmup=warmup, runs=runs)
-    return _markdown(model, description, trained, threads, runs, warmup, batch_sizes, size, quality, latency, machine_info())
+    return _markdown(model, description, trained, threads, runs, warmup, batch_sizes, size, quality, latency)
 
 
-def _markdown(model, description, trained, threads, runs, warmup, batch_sizes, size, quality, latency, machine) -> str:
+def _markdown(model, description, trained, threads, runs, warmup, batch_sizes, size, quality, latency) -> str:
     fp32 = "vitedge onnx fp32"
     eager = "peer: PyTorch eager fp32"
     header = ["variant", "size MB", "size vs fp32"]
@@ -111,9 +113,7 @@ def _markdown(model, description, trained, threads, runs, warmup, batch_sizes, s
     lines = [
         f"# ONNX precisions: {model}" + (" (trained on the built-in shapes dataset)" if trained else " (random weights)"),
         "",
-        f"Measured {_dt.date.today().isoformat()} on {machine['cpu']} ({machine['logical_cpus']} logical CPUs; "
-        f"{', '.join(machine['instruction_sets'])}), {machine['os']}; "
-        + ", ".join(f"{k} {v}" for k, v in machine["packages"].items()) + ".",
+        measured_on(),
         f"{threads} threads, {warmup} warm-up and {runs} timed runs per batch size, interleaved round-robin. "
         f"Agreement and cosine against torch fp32 on {description}.",
         "",
@@ -147,10 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     report = run(args.model, trained=args.trained, threads=args.threads, runs=args.runs, warmup=args.warmup,
                  batch_sizes=[int(b) for b in args.batch_sizes.split(",")], samples=args.samples)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report)
-    print(report)
+    emit(report, args.out)
     return 0
 
 

@@ -160,7 +160,9 @@ make bench        # python -m vitedge.benchmarks.publish: ViT-B/16-224 and the q
 make bench-large  # python -m vitedge.benchmarks.publish --only-large: ViT-L/16-384 (other sections are kept)
 ```
 
-Each section below names the exact command and date it was measured with.
+Each section below names the exact command, date and thread count it was measured with (this is a shared
+2-vCPU machine where other jobs run: the published sections use `--threads 1`, whose timings are the
+stable ones here; on a quiet machine the default pins all usable CPUs).
 [`report.html`](report.html) has the same numbers with plots (accuracy vs latency, size, latency
 distributions); [`results.json`](results.json) is the raw data (`vitedge report results.json -o x.md`).
 
@@ -199,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, help="pinned threads (default: the CPUs this process may use)")
     parser.add_argument("--quick", action="store_true", help="few runs and images: a smoke test, not results")
     parser.add_argument("--device", default="vitedge dev machine", help="the machine's name in the report")
+    parser.add_argument("--render-only", action="store_true", help="rewrite README.md and report.html from results.json")
     return parser
 
 
@@ -228,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work.resolve()
     command = shlex.join(["python", "-m", "vitedge.benchmarks.publish", *(sys.argv[1:] if argv is None else argv)])
     runs = []
-    for plan in plans(args, work):
+    for plan in [] if args.render_only else plans(args, work):
         folder = work / plan.title.split()[0].lower().replace("/", "-")
         runs.append(measure(plan, folder, fresh=args.fresh, device=args.device, command=command))
     measured = {run.title for run in runs}

@@ -106,6 +106,10 @@ def comparable_groups(runs: Sequence[BenchRun]) -> list[tuple[str, list[BenchRun
     return [(title, group) for title, group in groups.items() if len({run.device for run in group}) > 1]
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
 def run_facts(run: BenchRun) -> list[tuple[str, str]]:
     """(label, text) pairs describing the machine and how the run was made."""
     machine = run.machine
@@ -117,8 +121,9 @@ def run_facts(run: BenchRun) -> list[tuple[str, str]]:
                     f"{', '.join(machine.get('instruction_sets', [])) or 'no listed SIMD extensions'}"),
         ("system", f"{machine.get('os')}, {machine.get('machine')}, Python {machine.get('python')}"),
         ("libraries", packages or "-"),
-        ("settings", f"{s.threads} threads pinned; batch sizes {', '.join(map(str, s.batch_sizes))}; {s.warmup} warm-up "
-                     f"calls, then {s.runs} timed calls per batch size over {s.rounds} round(s) of fresh processes"),
+        ("settings", f"{_count(s.threads, 'thread')} pinned; batch sizes {', '.join(map(str, s.batch_sizes))}; "
+                     f"{_count(s.warmup, 'warm-up call')} then {_count(s.runs, 'timed call')} per batch size, over "
+                     f"{_count(s.rounds, 'round')} of fresh processes"),
         ("data", run.data.description if run.data else "none (timing on noise, no accuracy)"),
         ("reference", run.reference or "none"),
         ("run", f"{run.created}, vitedge {run.vitedge_version}"),

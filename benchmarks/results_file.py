@@ -7,6 +7,7 @@ Each script under ``benchmarks/`` that writes ``benchmarks/results/*.md`` starts
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from pathlib import Path
 
 from vitedge.benchmarks.machine import machine_info
@@ -15,10 +16,12 @@ from vitedge.benchmarks.machine import machine_info
 def measured_on() -> str:
     """``Measured <date> on <cpu> (<n> logical CPUs, <instruction sets>), <os>; <library versions>.``"""
     machine = machine_info()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    busy = f" Load average at the start: {load:.1f} (above the core count means other work shared the CPU)." if load is not None else ""
     return (
         f"Measured {_dt.date.today().isoformat()} on {machine['cpu']} ({machine['logical_cpus']} logical CPUs, "
         f"{', '.join(machine['instruction_sets'])}), {machine['os']}; "
-        + ", ".join(f"{name} {version}" for name, version in machine["packages"].items()) + "."
+        + ", ".join(f"{name} {version}" for name, version in machine["packages"].items()) + "." + busy
     )
 
 

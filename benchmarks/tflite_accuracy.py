@@ -12,7 +12,6 @@ the registry's tolerance for the precision (``vitedge.formats``), the check ever
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import tempfile
 from pathlib import Path
 
@@ -65,7 +64,7 @@ def measure(model: str | None, recipe_names: list[str], *, per_class: int, threa
     ]
     for candidate in candidates:
         recipe = candidate.recipe
-        head = f"| {recipe.name} | {recipe.precision} | {'**' + recipe.precision + '**' if candidate.chosen else '-'}"
+        head = f"| {recipe.name} | {recipe.precision} | {candidate.used_for}"
         if candidate.manifest is None:
             lines.append(f"{head} | - | - | - | - | failed: {candidate.error} |")
             continue
@@ -82,6 +81,7 @@ def measure(model: str | None, recipe_names: list[str], *, per_class: int, threa
 
 
 def main(argv: list[str] | None = None) -> int:
+    from vitedge.benchmarks.results_file import measured_on
     from vitedge.benchmarks.tflite_candidates import candidates_parser, publish
 
     parser = candidates_parser(__doc__.split("\n")[0])
@@ -91,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# TFLite (LiteRT): accuracy per quantization recipe on a trained ViT",
         "",
-        f"Measured {_dt.date.today().isoformat()}. Each artifact runs through vitedge's TFLite backend; the "
-        "reference is the same model in torch fp32 on the same preprocessed images.",
+        measured_on(),
+        "Each artifact runs through vitedge's TFLite backend; the reference is the same model in torch fp32 on the "
+        "same preprocessed images.",
         "",
     ]
     lines += measure(args.model, args.recipes.split(","), per_class=args.per_class, threads=args.threads)

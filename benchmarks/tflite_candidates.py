@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vitedge.benchmarks.results_file import emit
 from vitedge.converters.export_types import ExportOptions
 from vitedge.converters.loading import SourceModel
 from vitedge.converters.pipeline import describe
@@ -41,6 +42,11 @@ class Candidate:
     @property
     def chosen(self) -> bool:
         return CHOSEN[self.recipe.precision].recipe == self.recipe.name
+
+    @property
+    def used_for(self) -> str:
+        """A report cell: the precision in bold when this recipe is the one its precision uses, else '-'."""
+        return f"**{self.recipe.precision}**" if self.chosen else "-"
 
     @property
     def size_bytes(self) -> int:
@@ -99,8 +105,4 @@ def candidates_parser(description: str) -> argparse.ArgumentParser:
 
 def publish(lines: list[str], out: Path | None, module: str) -> None:
     """Print the report, with the command that reproduces it, and write it to ``out`` when given."""
-    report = "\n".join([*lines, f"Reproduce: `python -m {module} " + " ".join(sys.argv[1:]) + "`", ""])
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(report)
-    print(report)
+    emit("\n".join([*lines, f"Reproduce: `python -m {module} " + " ".join(sys.argv[1:]) + "`", ""]), out)

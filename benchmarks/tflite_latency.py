@@ -11,7 +11,6 @@ so that a shared machine's drift lands on all of them alike. Ratios to LiteRT fp
 
 from __future__ import annotations
 
-import datetime as _dt
 import resource
 import tempfile
 from pathlib import Path
@@ -66,14 +65,14 @@ def measure(model: str, recipe_names: list[str], *, threads: int, runs: int, war
         size_ratio = f"{candidate.size_bytes / fp32.size_bytes:.0%}" if fp32 else "-"
         speed_ratio = f"{s.p50_ms / fp32_ms:.2f}x" if fp32_ms else "-"
         lines.append(
-            f"{head} | {'**' + recipe.precision + '**' if candidate.chosen else '-'} | {candidate.size_bytes / 1e6:.1f} "
+            f"{head} | {candidate.used_for} | {candidate.size_bytes / 1e6:.1f} "
             f"| {size_ratio} | {s.p50_ms:.1f} | {s.p90_ms:.1f} | {speed_ratio} | {candidate.export_seconds:.0f} |"
         )
     return lines + [""]
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vitedge.benchmarks.machine import machine_info
+    from vitedge.benchmarks.results_file import measured_on
     from vitedge.benchmarks.tflite_candidates import candidates_parser, publish
 
     parser = candidates_parser(__doc__.split("\n")[0])
@@ -83,13 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--calibration-samples", type=int, default=16, help="for static recipes (latency does not depend on it)")
     args = parser.parse_args(argv)
-    machine = machine_info()
     lines = [
         "# TFLite (LiteRT): size and latency per quantization recipe",
         "",
-        f"Measured {_dt.date.today().isoformat()} on {machine['cpu']} ({machine['logical_cpus']} logical CPUs, "
-        f"{', '.join(machine['instruction_sets'])}), {machine['os']}; "
-        + ", ".join(f"{k} {v}" for k, v in machine["packages"].items()) + ".",
+        measured_on(),
         f"Batch 1, {args.threads} threads (XNNPACK), {args.warmup} warm-up runs, {args.runs} timed runs each, "
         "interleaved round-robin, through vitedge's TFLite backend (input quantization and output "
         "dequantization included). The machine is shared with other work: quote the ratios, not the milliseconds.",

@@ -70,7 +70,7 @@ def export_onnx(source: SourceModel, workdir: Path, options: ExportOptions) -> E
         with attention_implementation(source.model, options.attention), torch.no_grad():
             logits, embedding = wrapper(sample)
             with fused_attention(source.model) if fuse else contextlib.nullcontext(0) as fused:
-                _run_exporter(wrapper, sample, fp32_path, options)
+                _run_exporter(wrapper, sample, fp32_path, options, custom_ops=bool(fused))
     except ConversionError:
         raise
     except Exception as error:
@@ -112,7 +112,9 @@ def _ort_version() -> str:
     return onnxruntime.__version__
 
 
-def _run_exporter(wrapper: torch.nn.Module, sample: torch.Tensor, path: Path, options: ExportOptions) -> None:
+def _run_exporter(
+    wrapper: torch.nn.Module, sample: torch.Tensor, path: Path, options: ExportOptions, *, custom_ops: bool = False
+) -> None:
     names = {"input_names": [INPUT_NAME], "output_names": [LOGITS_NAME, EMBEDDING_NAME]}
     quiet = io.StringIO()
     with warnings.catch_warnings(), contextlib.redirect_stdout(quiet):
@@ -121,7 +123,8 @@ def _run_exporter(wrapper: torch.nn.Module, sample: torch.Tensor, path: Path, op
             axes = {name: {0: "batch"} for name in (INPUT_NAME, LOGITS_NAME, EMBEDDING_NAME)}
             torch.onnx.export(
                 wrapper, (sample,), str(path), dynamo=False, opset_version=options.opset,
-                dynamic_axes=axes, do_constant_folding=True, custom_opsets={ATTENTION_DOMAIN: 1}, **names,
+                dynamic_axes=axes, do_constant_folding=True,
+                custom_opsets={ATTENTION_DOMAIN: 1} if custom_ops else None, **names,
             )
         elif options.exporter == "dynamo":
             batch = torch.export.Dim("batch", min=1, max=4096)

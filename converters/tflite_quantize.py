@@ -123,8 +123,8 @@ CHOSEN: dict[str, Choice] = {
     ),
     "int4-weight": Choice(
         "aeq-dynamic-wi4-b32-head8",
-        "15% of fp32's size, 99.4% top-1 agreement, ~0.7x fp32 latency; per-channel int4 is faster (~0.3x) but "
-        "lost too much on small models (min logits cosine 0.72 on the test ViT), weight-only int4 runs at 4-8x fp32",
+        "15% of fp32's size, 99.4% top-1 agreement, 0.7-0.8x fp32 latency; per-channel int4 is faster (~0.3x) but "
+        "lost too much on small models (min logits cosine 0.72 on the test ViT); weight-only int4 runs at 4-8x fp32",
     ),
 }
 
