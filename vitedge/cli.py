@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 import warnings
@@ -29,15 +30,29 @@ EXIT_INTERNAL = 70
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage mistakes as our one-line UsageError."""
 
+    intermixed = False  # set on a subcommand whose optional positionals may come after options
+    _parsing_intermixed = False
+
     def error(self, message: str):  # noqa: D102 - argparse API
         raise UsageError(f"{self.prog}: {message}", hint=f"see {self.prog} --help")
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: D102 - argparse API
+        # An nargs="*" positional is otherwise taken (empty) at its first chance: `predict ART --top-k 3 a.jpg`
+        # would leave a.jpg unrecognized. (Python < 3.13's intermixed parsing calls back in here.)
+        if not self.intermixed or self._parsing_intermixed:
+            return super().parse_known_args(args, namespace)
+        self._parsing_intermixed = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._parsing_intermixed = False
 
 
 def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     from vitedge.runtime.images import DEFAULT_MAX_PIXELS
 
     parser.add_argument("--batch-size", type=int, default=8, help="images per inference (default 8)")
-    parser.add_argument("--threads", type=int, default=None, help="threads per inference (default: the backend's)")
+    parser.add_argument("--threads", type=int, default=None, help="threads per inference (default: $VITEDGE_THREADS, else the backend's: all cores)")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help=f"refuse larger images, a decompression-bomb guard (default {DEFAULT_MAX_PIXELS:,})")
     parser.add_argument("--no-verify", action="store_true", help="skip the model files' sha256 check on open")
@@ -84,10 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--json", action="store_true", help="print the manifest as JSON")
 
     predict = commands.add_parser("predict", help="classify images with an artifact")
+    predict.intermixed = True
     predict.add_argument("artifact")
-    predict.add_argument("images", nargs="+", help="image files and/or folders (searched recursively)")
+    predict.add_argument("images", nargs="*", help="image files and/or folders (searched recursively)")
     predict.add_argument("--top-k", type=int, default=5)
-    predict.add_argument("--json", action="store_true", help="print one JSON list, one object per image")
+    predict.add_argument("--json", action="store_true",
+                         help="print one JSON list, one object per image (with --watch: one JSON object per line)")
+    predict.add_argument("--watch", metavar="DIR", help="classify the images that arrive in DIR until Ctrl-C")
+    predict.add_argument("--existing", action="store_true", help="with --watch: first classify the images already in DIR")
+    predict.add_argument("--recursive", action="store_true", help="with --watch: watch DIR's subfolders too")
+    predict.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
+                         help="with --watch: seconds between looks, and how long a new file must stay unchanged (default 1)")
     _add_runtime_options(predict)
 
     embed = commands.add_parser("embed", help="write L2-normalized image embeddings to a .npy file")
@@ -147,11 +169,22 @@ def build_parser() -> argparse.ArgumentParser:
 # -- commands ----------------------------------------------------------------------------------
 
 
+def _threads(args: argparse.Namespace) -> int | None:
+    """--threads, else $VITEDGE_THREADS, else None (the backend's default: all usable CPUs)."""
+    given, source = args.threads, "--threads"
+    if given is None and os.environ.get("VITEDGE_THREADS", "").strip():
+        text, source = os.environ["VITEDGE_THREADS"].strip(), "VITEDGE_THREADS"
+        given = int(text) if text.isdigit() else -1
+    if given is not None and given < 1:
+        raise UsageError(f"{source} must be a whole number of threads, 1 or more", hint="e.g. --threads 4 on a Raspberry Pi 4 or 5")
+    return given
+
+
 def _open_classifier(args: argparse.Namespace):
     from vitedge.runtime import Classifier
 
     return Classifier.open(
-        args.artifact, num_threads=args.threads, batch_size=args.batch_size,
+        args.artifact, num_threads=_threads(args), batch_size=args.batch_size,
         max_pixels=args.max_pixels, verify=not args.no_verify,
     )
 
@@ -194,6 +227,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from vitedge.render import classification_lines
 
+    if args.watch is not None:
+        return _predict_watch(args)
+    for option in ("existing", "recursive"):
+        if getattr(args, option):
+            raise UsageError(f"--{option} goes with --watch DIR")
+    if not args.images:
+        raise UsageError("predict needs images or folders, or --watch DIR", hint="see vitedge predict --help")
     classifier = _open_classifier(args)
     results = classifier.predict(_image_paths(args.images), top_k=args.top_k)
     if args.json:
@@ -203,6 +243,45 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print("warning: this artifact has random-init weights: its predictions are meaningless", file=sys.stderr)
         print("\n".join(classification_lines(results)))
     return EXIT_IMAGE_ERRORS if any(not result.ok for result in results) else 0
+
+
+def _predict_watch(args: argparse.Namespace) -> int:
+    """``predict --watch DIR``: classify arriving images until Ctrl-C (or SIGTERM); JSON Lines with --json."""
+    import signal
+    import threading
+    from functools import partial
+
+    from vitedge.render import classification_lines
+    from vitedge.runtime.watch import FolderWatcher, WatchSummary, watch
+
+    if args.images:
+        raise UsageError("predict --watch DIR takes no image arguments", hint="use --existing to classify the images already in DIR")
+    if args.interval <= 0:
+        raise UsageError(f"--interval must be more than 0 seconds, got {args.interval}")
+    watcher = FolderWatcher(args.watch, recursive=args.recursive, settle=args.interval, include_existing=args.existing)
+    classifier = _open_classifier(args)
+    if classifier.is_random_init and not args.json:
+        print("warning: this artifact has random-init weights: its predictions are meaningless", file=sys.stderr)
+    print(f"vitedge: watching {args.watch} every {args.interval:g} s (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    summary = WatchSummary()
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    # a service manager's stop (SIGTERM) ends the watch like Ctrl-C
+    previous = signal.signal(signal.SIGTERM, stop) if in_main_thread else None
+    try:
+        for result in watch(partial(classifier.predict, top_k=args.top_k), watcher, interval=args.interval, summary=summary):
+            text = json.dumps(result.to_dict()) if args.json else "\n".join(classification_lines([result]))
+            print(text, flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    print(f"vitedge: {summary.text(args.watch)}", file=sys.stderr, flush=True)
+    return 0
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
