@@ -1,0 +1,112 @@
+"""Write a trained model as a Hugging Face folder that ``vitedge convert`` (and transformers) take.
+
+``config.json`` (with ``id2label``), ``model.safetensors``, ``preprocessor_config.json`` and
+``vitedge_training.json``, the record that makes manifests say ``finetuned`` or ``distilled``
+(see :data:`vitedge.converters.loading.TRAINING_RECORD`), plus the metrics log. Like conversions,
+the folder is built beside its destination and renamed into place at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from vitedge.converters.hf_preprocess import PROCESSOR_CONFIG
+from vitedge.converters.loading import TRAINING_RECORD
+from vitedge.errors import UsageError
+from vitedge.runtime.preprocess_spec import PreprocessSpec
+
+WEIGHTS_KINDS = ("finetuned", "distilled")
+_PIL_RESAMPLE = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "hamming": 5}
+
+
+def check_output(out: Path, *, overwrite: bool) -> None:
+    """Refuse early (before training) when ``out`` cannot be written."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a folder", hint="choose another --out")
+    if not overwrite:
+        raise UsageError(f"{out}: already exists", hint="pass --overwrite to replace it, or choose another --out")
+    if any(out.iterdir()) and not (out / TRAINING_RECORD).is_file():
+        raise UsageError(
+            f"{out}: exists and is not a vitedge training output; --overwrite only replaces those",
+            hint="choose an empty or new --out folder",
+        )
+
+
+def processor_config_for(spec: PreprocessSpec) -> dict[str, Any]:
+    """A ViTImageProcessor config that reproduces ``spec`` (for sources without their own)."""
+    config: dict[str, Any] = {"image_processor_type": "ViTImageProcessor", "do_resize": spec.resize_mode != "none",
+                              "resample": _PIL_RESAMPLE[spec.resample]}
+    if spec.resize_mode == "exact":
+        config["size"] = {"height": spec.size[0], "width": spec.size[1]}
+    elif spec.resize_mode == "shortest_edge":
+        config["size"] = {"shortest_edge": spec.shortest_edge}
+    if spec.crop_size:
+        config.update(do_center_crop=True, crop_size={"height": spec.crop_size[0], "width": spec.crop_size[1]})
+    config.update(do_rescale=spec.rescale_factor is not None, rescale_factor=spec.rescale_factor or 1 / 255,
+                  do_normalize=spec.mean is not None, image_mean=list(spec.mean or (0.0,) * 3),
+                  image_std=list(spec.std or (1.0,) * 3))
+    return config
+
+
+def save_training_output(
+    model: nn.Module,
+    out: Path,
+    *,
+    spec: PreprocessSpec,
+    processor_config: dict[str, Any],
+    record: dict[str, Any],
+    overwrite: bool = False,
+    extra_files: dict[str, Path] | None = None,
+) -> Path:
+    """Write the folder atomically.
+
+    Args:
+        model: A transformers classifier whose config carries the labels.
+        out: The folder to create.
+        spec: The preprocessing the model was trained with.
+        processor_config: The source model's ``preprocessor_config.json`` contents; ``{}`` writes
+            one from ``spec``.
+        record: The training record; its ``weights`` must be one of :data:`WEIGHTS_KINDS`.
+        overwrite: Replace an earlier training output at ``out``.
+        extra_files: name -> file to copy in (e.g. the metrics log).
+    """
+    if record.get("weights") not in WEIGHTS_KINDS:
+        raise ValueError(f"record['weights'] must be one of {WEIGHTS_KINDS}")
+    check_output(out, overwrite=overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        try:
+            model.save_pretrained(work, safe_serialization=True)
+        finally:
+            hf_logging.enable_progress_bar()
+        (work / PROCESSOR_CONFIG).write_text(json.dumps(processor_config or processor_config_for(spec), indent=2) + "\n")
+        (work / TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+        for name, path in (extra_files or {}).items():
+            if path.is_file():
+                shutil.copyfile(path, work / name)
+        os.chmod(work, 0o755)
+        if out.exists():
+            check_output(out, overwrite=overwrite)
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.rename(out, old / "previous")
+            os.rename(work, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return out
