@@ -2,7 +2,7 @@
 
 Errors a user can cause print one line (``vitedge: error: …``) and exit non-zero; a traceback
 only appears with ``--debug``. Commands that only run models (predict, embed, inspect, formats,
-bench, report) never import torch; ``bench`` runs a torch MODEL (as a row or the reference) in a
+bench, report, camera) never import torch; ``bench`` runs a torch MODEL (as a row or the reference) in a
 worker process of its own.
 """
 
@@ -163,6 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="merge benchmark results (e.g. from several devices) into one report")
     report.add_argument("results", nargs="+", metavar="RESULTS.json", help="files written by vitedge bench --json")
     report.add_argument("-o", "--out", required=True, metavar="FILE", help="the report: .html (with plots), .md or .json")
+
+    camera = commands.add_parser("camera", help="classify Raspberry Pi camera frames (picamera2) until Ctrl-C")
+    camera.add_argument("artifact")
+    camera.add_argument("--top-k", type=int, default=3)
+    camera.add_argument("--frames", type=int, default=0, metavar="N", help="stop after N frames (default 0: until Ctrl-C)")
+    camera.add_argument("--size", default="640x480", metavar="WxH", help="frame size to capture (default 640x480)")
+    camera.add_argument("--camera", type=int, default=0, metavar="N", help="which camera (default 0)")
+    camera.add_argument("--json", action="store_true", help="one JSON object per frame and line (JSON Lines)")
+    _add_runtime_options(camera)
     return parser
 
 
@@ -398,6 +407,35 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_camera(args: argparse.Namespace) -> int:
+    """Classify camera frames one by one, printing top-k and latency; Ctrl-C prints a summary and exits 0."""
+    from statistics import median
+
+    from vitedge.runtime import camera
+
+    if args.frames < 0:
+        raise UsageError(f"--frames must be 0 (no limit) or more, got {args.frames}")
+    size = camera.parse_size(args.size)
+    classifier = _open_classifier(args)
+    if classifier.is_random_init:
+        print("warning: this artifact has random-init weights: its predictions are meaningless", file=sys.stderr)
+    picam = camera.open_picamera2(size, camera=args.camera)
+    latencies: list[float] = []
+    try:
+        print(f"vitedge: classifying camera {args.camera} frames ({size[0]}x{size[1]}; Ctrl-C to stop)", file=sys.stderr, flush=True)
+        frames = camera.picamera2_frames(picam)
+        for result in camera.classify_frames(classifier, frames, top_k=args.top_k, limit=args.frames or None):
+            latencies.append(result.latency_ms)
+            print(json.dumps(result.to_dict()) if args.json else camera.frame_line(result), flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        picam.close()
+    if latencies:
+        print(f"vitedge: {len(latencies)} frames, median {median(latencies):.1f} ms per frame", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {
     "convert": cmd_convert,
     "predict": cmd_predict,
@@ -408,6 +446,7 @@ COMMANDS = {
     "quickstart": cmd_quickstart,
     "bench": cmd_bench,
     "report": cmd_report,
+    "camera": cmd_camera,
 }
 
 
