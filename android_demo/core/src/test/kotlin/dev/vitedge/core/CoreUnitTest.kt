@@ -1,0 +1,51 @@
+package dev.vitedge.core
+
+import org.junit.Assert.assertArrayEquals
+import org.junit.Assert.assertEquals
+import org.junit.Test
+
+class CoreUnitTest {
+    @Test
+    fun shortestEdgeRoundsLikeTransformers() {
+        val spec = PreprocessSpec(resizeMode = ResizeMode.SHORTEST_EDGE, size = null, shortestEdge = 256)
+        assertEquals(Pair(256, 384), Preprocessor(spec).resizedSize(200, 300))
+        assertEquals(Pair(455, 256), Preprocessor(spec).resizedSize(640, 360)) // int(256 * 640 / 360) = 455
+        assertEquals(Pair(256, 256), Preprocessor(spec).resizedSize(7, 7))
+    }
+
+    @Test
+    fun sameSizeResizeIsACopy() {
+        val image = RgbImage(2, 1, byteArrayOf(1, 2, 3, 4, 5, 6))
+        val copy = PillowResize.resize(image, 2, 1, Resample.BICUBIC)
+        assertArrayEquals(image.pixels, copy.pixels)
+    }
+
+    @Test
+    fun argbDropsAlpha() {
+        val image = RgbImage.fromArgb(intArrayOf(0x00FF8001, 0x7F010203), 2, 1)
+        assertEquals(255, image.get(0, 0, 0))
+        assertEquals(128, image.get(0, 0, 1))
+        assertEquals(1, image.get(0, 0, 2))
+        assertEquals(3, image.get(1, 0, 2))
+    }
+
+    @Test
+    fun softmaxSumsToOneAndTopKIsStable() {
+        val scores = TopK.softmax(floatArrayOf(1f, 3f, 3f, -1f))
+        assertEquals(1.0, scores.map { it.toDouble() }.sum(), 1e-6)
+        val top = TopK.topK(floatArrayOf(1f, 3f, 3f, -1f), 3) { "c$it" }
+        assertEquals(listOf(1, 2, 0), top.map { it.index })
+        assertEquals("c1", top[0].label)
+        assertEquals(2, TopK.topK(floatArrayOf(0f, 1f), 5) { "x" }.size)
+    }
+
+    @Test
+    fun quantizationRoundsHalfToEvenAndClips() {
+        val q = TensorCodec.quantize(floatArrayOf(0.25f, 0.75f, -100f, 100f, 0f), "int8", 0.5, 1)
+        // 0.25/0.5+1 = 1.5 -> 2; 0.75/0.5+1 = 2.5 -> 2; clipped to -128 and 127; 0 -> 1
+        assertArrayEquals(byteArrayOf(2, 2, -128, 127, 1), q)
+        val back = TensorCodec.dequantize(byteArrayOf(-128, 0, 127), "int8", 0.5, 1)
+        assertArrayEquals(floatArrayOf(-64.5f, -0.5f, 63f), back, 0f)
+        assertArrayEquals(floatArrayOf(255f * 0.5f), TensorCodec.dequantize(byteArrayOf(-1), "uint8", 0.5, 0), 0f)
+    }
+}
