@@ -178,6 +178,7 @@ def watch(
     watcher: FolderWatcher,
     *,
     interval: float = 1.0,
+    batch_size: int = 8,
     summary: WatchSummary | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator:
@@ -188,6 +189,7 @@ def watch(
             (``functools.partial(classifier.predict, top_k=5)``); results have ``image`` and ``ok``.
         watcher: The folder to watch.
         interval: Seconds between polls.
+        batch_size: Files handed to ``predict`` at once (results show up batch by batch).
         summary: Counts what happened (pass one to read it after the watch stops).
         sleep: ``time.sleep`` (tests pass a fake one).
 
@@ -202,8 +204,10 @@ def watch(
     summary = summary if summary is not None else WatchSummary()
     while True:
         ready = watcher.poll()
-        if ready:
-            for path, result in zip(ready, predict(ready)):
+        size = max(batch_size, 1)
+        for start in range(0, len(ready), size):
+            batch = ready[start : start + size]
+            for path, result in zip(batch, predict(batch)):
                 gone = watcher.signature(path) is None
                 if gone and not result.ok:
                     summary.removed += 1  # gone before it could be read

@@ -162,14 +162,14 @@ class Script:
         self.steps.pop(0)()
 
 
-def run_watch(clf, folder: Path, steps, *, predict=None, include_existing=False):
+def run_watch(clf, folder: Path, steps, *, predict=None, include_existing=False, batch_size=8):
     clock = FakeClock()
     watcher = FolderWatcher(folder, settle=1.0, clock=clock, include_existing=include_existing)
     summary = WatchSummary(started_at=clock())
     results = []
     with pytest.raises(KeyboardInterrupt):
-        for result in watch(predict or partial(clf.predict, top_k=2), watcher, interval=1.0, summary=summary,
-                            sleep=Script(clock, steps)):
+        for result in watch(predict or partial(clf.predict, top_k=2), watcher, interval=1.0, batch_size=batch_size,
+                            summary=summary, sleep=Script(clock, steps)):
             results.append(result)
     return results, summary
 
@@ -187,7 +187,7 @@ def test_watch_classifies_arrivals_reports_corrupt_files_and_goes_on(clf, tmp_pa
         lambda: None,
         lambda: None,
     ]
-    results, summary = run_watch(clf, tmp_path, steps)
+    results, summary = run_watch(clf, tmp_path, steps, batch_size=1)
     by_name = {Path(r.image).name: r for r in results}
     assert list(by_name) == ["a.jpg", "b_half.png", "c_corrupt.jpg"]
     assert by_name["a.jpg"].predictions[0].label in TINY_LABELS and len(by_name["a.jpg"].predictions) == 2

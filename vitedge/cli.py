@@ -281,7 +281,8 @@ def _predict_watch(args: argparse.Namespace) -> int:
     # a service manager's stop (SIGTERM) ends the watch like Ctrl-C
     previous = signal.signal(signal.SIGTERM, stop) if in_main_thread else None
     try:
-        for result in watch(partial(classifier.predict, top_k=args.top_k), watcher, interval=args.interval, summary=summary):
+        for result in watch(partial(classifier.predict, top_k=args.top_k), watcher, interval=args.interval,
+                            batch_size=args.batch_size, summary=summary):
             text = json.dumps(result.to_dict()) if args.json else "\n".join(classification_lines([result]))
             print(text, flush=True)
     except KeyboardInterrupt:
