@@ -28,3 +28,41 @@ def test_kotlin_core_matches_the_golden_vectors_on_the_jvm():
     worst = re.search(r"golden images: (\d+) cases, worst max \|diff\| (\S+)", output)
     assert worst and int(worst.group(1)) >= 6 and float(worst.group(2)) <= 1e-5, output[-6000:]
     assert "golden top-k:" in output
+
+
+ANDROID = SCRIPT.parents[1]
+
+
+def _syntax_errors(parser, path: Path) -> list[str]:
+    found, stack = [], [parser.parse(path.read_bytes()).root_node]
+    while stack:
+        node = stack.pop()
+        if node.type == "ERROR" or node.is_missing:
+            found.append(f"{path.relative_to(ANDROID)}:{node.start_point[0] + 1}: {'missing ' + node.type if node.is_missing else 'syntax error'}")
+        stack.extend(node.children)
+    return found
+
+
+def test_every_kotlin_file_parses():
+    """The app cannot be built here (no Android SDK); its Kotlin is at least syntactically valid."""
+    tree_sitter = pytest.importorskip("tree_sitter")
+    kotlin = pytest.importorskip("tree_sitter_kotlin")
+    parser = tree_sitter.Parser(tree_sitter.Language(kotlin.language()))
+    files = sorted(ANDROID.rglob("*.kt")) + sorted(ANDROID.rglob("*.kts"))
+    assert len(files) >= 15
+    errors = [error for path in files for error in _syntax_errors(parser, path)]
+    assert not errors, "\n".join(errors)
+
+
+def test_app_uses_only_what_the_core_declares():
+    core = "\n".join(p.read_text("utf-8") for p in (ANDROID / "core" / "src" / "main").rglob("*.kt"))
+    declared = set(re.findall(r"^(?:data |enum )?(?:class|object) (\w+)", core, re.MULTILINE))
+    for path in (ANDROID / "app").rglob("*.kt"):
+        text = path.read_text("utf-8")
+        assert "import android" not in core, "the core must stay free of Android imports"
+        for name in re.findall(r"^import dev\.vitedge\.core\.(\w+)$", text, re.MULTILINE):
+            assert name in declared, f"{path.name} imports dev.vitedge.core.{name}, which the core does not declare"
+    settings = (ANDROID / "settings.gradle.kts").read_text("utf-8")
+    assert 'include(":core", ":app")' in settings
+    assert 'implementation(project(":core"))' in (ANDROID / "app" / "build.gradle.kts").read_text("utf-8")
+    assert "android" not in (ANDROID / "core" / "build.gradle.kts").read_text("utf-8").replace("Android", "")

@@ -30,5 +30,9 @@ if [ "$(cat "$build/stamp" 2>/dev/null || true)" != "$stamp" ]; then
     [ -f "$build/classes/dev/vitedge/core/Preprocessor.class" ] || { echo "compilation failed" >&2; exit 1; }
     echo "$stamp" > "$build/stamp"
 fi
-mapfile -t tests < <(cd "$here/src/test/kotlin" && grep -l '@Test' -r . | sed -e 's|^\./||' -e 's|\.kt$||' -e 's|/|.|g' | sort)
+# Test classes: every top-level `class` in a test file that has @Test methods.
+mapfile -t tests < <(cd "$here/src/test/kotlin" && for f in $(grep -l '@Test' -r . | sort); do
+    package="$(sed -n 's/^package \([A-Za-z0-9_.]*\).*/\1/p' "$f" | head -1)"
+    sed -n 's/^class \([A-Za-z0-9_]*\).*/\1/p' "$f" | sed "s/^/$package./"
+done)
 exec java -Dvitedge.golden="$golden" -cp "$build/classes:$KOTLIN_STDLIB:$JUNIT_JAR:$HAMCREST_JAR" org.junit.runner.JUnitCore "${tests[@]}"

@@ -49,3 +49,41 @@ class CoreUnitTest {
         assertArrayEquals(floatArrayOf(255f * 0.5f), TensorCodec.dequantize(byteArrayOf(-1), "uint8", 0.5, 0), 0f)
     }
 }
+
+class ImageHelpersTest {
+    private val image = RgbImage(3, 2, ByteArray(18) { it.toByte() }) // pixel (x, y) starts at byte (y * 3 + x) * 3
+
+    @Test
+    fun rotationsTurnClockwise() {
+        val r90 = image.rotated(90)
+        assertEquals(2, r90.width)
+        assertEquals(3, r90.height)
+        assertEquals(image.get(0, 1, 0), r90.get(0, 0, 0)) // the bottom-left corner goes to the top-left
+        assertEquals(image.get(0, 0, 0), r90.get(1, 0, 0))
+        assertArrayEquals(image.pixels, image.rotated(90).rotated(270).pixels)
+        assertArrayEquals(image.pixels, image.rotated(180).rotated(180).pixels)
+        assertEquals(image.get(2, 1, 2), image.rotated(180).get(0, 0, 2))
+    }
+
+    @Test
+    fun rgbaWithRowPaddingDropsAlphaAndPadding() {
+        val rgba = byteArrayOf(1, 2, 3, 9, 4, 5, 6, 9, 0, 0, 7, 8, 9, 9, 10, 11, 12, 9)
+        val rgb = RgbImage.fromRgba(rgba, 2, 2, rowStride = 10)
+        assertArrayEquals(byteArrayOf(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12), rgb.pixels)
+    }
+
+    @Test
+    fun artifactFilesAreCheckedBySizeThenChecksum() {
+        val manifest = Manifest.parse(java.io.File(Golden.dir, "images/lanczos/manifest.json").readText(Charsets.UTF_8))
+        // the golden manifests list an empty model.tflite
+        ArtifactFiles.verify(manifest, { 0L }, { java.io.ByteArrayInputStream(ByteArray(0)) })
+        for ((size, bytes, word) in listOf(Triple(null, ByteArray(0), "missing"), Triple(1L, ByteArray(1), "size 1"), Triple(0L, ByteArray(1), "sha256"))) {
+            try {
+                ArtifactFiles.verify(manifest, { size }, { java.io.ByteArrayInputStream(bytes) })
+                org.junit.Assert.fail("accepted $word")
+            } catch (error: ManifestException) {
+                org.junit.Assert.assertTrue(error.message!!, error.message!!.contains(word))
+            }
+        }
+    }
+}
