@@ -27,8 +27,8 @@ class ExportOptions:
         opset: ONNX opset.
         exporter: ONNX exporter, ``torchscript`` or ``dynamo`` (chosen by measurement, see onnx_export).
         attention: Attention kernel traced into the graph: ``eager`` or ``sdpa``.
-        graph: ONNX graph: ``optimized`` (fused Attention where the precision allows, SkipLayerNorm,
-            BiasGelu: onnxruntime contrib ops) or ``plain`` (standard ONNX ops only, any ONNX runtime).
+        graph: ONNX graph: ``optimized`` (onnxruntime's fused Attention op where it measured faster:
+            fp32 and fp16) or ``plain`` (standard ONNX ops only, any ONNX runtime).
         calibration: Where calibration images come from: ``"builtin"`` or a folder of images.
         calibration_samples: How many calibration images to use.
         calibration_method: How activation ranges are chosen: minmax, entropy or percentile.

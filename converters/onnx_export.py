@@ -3,8 +3,10 @@
 The exporter settings are chosen by measurement (``benchmarks/exporter_choice.py``, results in
 ``benchmarks/results/onnx_exporter.md``): the TorchScript-based exporter with eager attention
 gives the fastest plain graph for ViT on CPU; the dynamo exporter remains selectable. By default
-attention is exported as onnxruntime's fused ``Attention`` op and the graph gets onnxruntime's
-SkipLayerNorm/BiasGelu fusions (``--graph plain`` keeps standard ONNX ops only).
+fp32 and fp16 graphs export attention as onnxruntime's fused ``Attention`` op; the quantized
+precisions quantize the plain graph, whose int8 MatMuls measured faster than a fused ``QAttention``
+(``--graph plain`` keeps standard ONNX ops only everywhere). onnxruntime's offline
+SkipLayerNorm/BiasGelu fusions are not applied: they measured slower (:mod:`.onnx_optimize`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import torch
 from vitedge.converters.export_types import ExportedModel, ExportOptions
 from vitedge.converters.loading import SourceModel
 from vitedge.converters.onnx_attention import ATTENTION_DOMAIN, fused_attention
-from vitedge.converters.onnx_optimize import optimize_graph
 from vitedge.errors import ConversionError
 from vitedge.runtime.manifest import InputSpec, OutputsSpec
 
@@ -28,8 +29,9 @@ INPUT_NAME = "pixel_values"
 LOGITS_NAME = "logits"
 EMBEDDING_NAME = "embedding"
 MIN_OPSET = 17
-#: Precisions whose graph keeps onnxruntime's fused Attention op (static QDQ and MatMulNBits quantize MatMuls only).
-FUSED_ATTENTION_PRECISIONS = ("fp32", "fp16", "int8-dynamic")
+#: Precisions whose graph keeps onnxruntime's fused Attention op. The quantized ones quantize MatMuls of the
+#: plain graph: measured faster than QAttention for int8-dynamic (benchmarks/results/onnx_exporter.md).
+FUSED_ATTENTION_PRECISIONS = ("fp32", "fp16")
 #: ONNX protobufs cannot exceed 2 GiB; larger models keep their weights in a side file.
 EXTERNAL_DATA_THRESHOLD = 1_800_000_000
 
@@ -48,8 +50,7 @@ def attention_implementation(model: torch.nn.Module, implementation: str):
 def export_onnx(source: SourceModel, workdir: Path, options: ExportOptions) -> ExportedModel:
     """Export ``source`` to ``workdir/model.onnx`` at ``options.precision``.
 
-    Stages: trace (with fused attention where the precision keeps it) → onnxruntime fusions →
-    quantization (with calibration and an accuracy budget where asked).
+    Stages: trace (with fused attention where the precision keeps it) → quantization (with calibration and an accuracy budget where asked).
 
     Raises:
         ConversionError: the exporter or quantizer failed, or the options ask for something ONNX
@@ -77,8 +78,6 @@ def export_onnx(source: SourceModel, workdir: Path, options: ExportOptions) -> E
         raise ConversionError(f"ONNX export failed ({type(error).__name__}: {error})") from None
     recipe: dict = {"exporter": options.exporter, "opset": options.opset, "attention": options.attention,
                     "graph": options.graph, "fused_attention_layers": fused}
-    if options.graph == "optimized":
-        recipe["fusions"] = optimize_graph(fp32_path)
     calibration = None
     if precision != "fp32":
         from vitedge.converters.onnx_precisions import quantize_artifact_model

@@ -15,7 +15,7 @@ from vitedge.converters.onnx_budget import fit_budget, node_sensitivity, run_log
 from vitedge.converters.onnx_quantize import Int8Scheme, quantizable_nodes, quantize
 from vitedge.errors import UsageError
 
-OP_TYPES = {"int8-dynamic": ("MatMul", "Attention"), "int8-static": ("MatMul",)}
+OP_TYPES = {"int8-dynamic": ("MatMul",), "int8-static": ("MatMul",)}
 SENSITIVITY_SAMPLES = 8
 
 

@@ -4,8 +4,8 @@ Recipes (one per precision; the manifest records the one used and why):
 
 - ``fp16``: weights and activations in half precision, fp32 inputs and outputs kept. For size and
   GPU/NPU targets: on CPUs onnxruntime runs it slower than fp32.
-- ``int8-dynamic``: int8 per-channel weights for every MatMul and the fused ``Attention`` ops
-  (which become ``QAttention``), activations quantized on the fly. No calibration.
+- ``int8-dynamic``: int8 per-channel weights for every MatMul of the plain graph (faster here than
+  a fused ``QAttention``), activations quantized on the fly. No calibration.
 - ``int8-static``: QDQ with calibrated activation ranges, MatMul only: LayerNorm, Softmax, GELU
   and residual Adds stay float (all-ops int8 collapses ViT accuracy), per-channel weights, an
   outlier-robust calibration method by default (percentile).
@@ -109,14 +109,15 @@ def _fp16(model: onnx.ModelProto, out_path: Path) -> dict[str, Any]:
 def _int8_dynamic(model, fp32_path, out_path, float_nodes, scheme) -> dict[str, Any]:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    op_types = ("MatMul", "Attention")
+    op_types = ("MatMul",)
     quantize_dynamic(
         str(fp32_path), str(out_path), op_types_to_quantize=list(op_types), per_channel=True,
         reduce_range=scheme.reduce_range, weight_type=QuantType.QInt8,
         nodes_to_exclude=list(float_nodes), extra_options=_FLOAT,
     )
-    return {"quantization": "dynamic int8: per-channel int8 weights of MatMul and fused Attention (QAttention), "
-                      "activations quantized per tensor at run time; LayerNorm, Softmax, GELU, residuals in float",
+    return {"quantization": "dynamic int8: per-channel int8 weights of every MatMul (attention's "
+                      "projections included), activations quantized per tensor at run time; LayerNorm, Softmax, "
+                      "GELU, residuals and the attention score products in float",
             "op_types": list(op_types), "per_channel": True, "int8_scheme": scheme.note,
             "quantized_nodes": len(quantizable_nodes(model, op_types)) - len(float_nodes),
             "float_nodes": list(float_nodes)}

@@ -153,9 +153,9 @@ FORMATS: dict[str, Format] = {
             backend_modules=("onnxruntime",),
             install_extra="onnx",
             precisions=(
-                PrecisionSupport("fp32", FP32_TOLERANCE, "fused Attention/SkipLayerNorm/BiasGelu graph, dynamic batch"),
+                PrecisionSupport("fp32", FP32_TOLERANCE, "fused Attention graph, dynamic batch"),
                 PrecisionSupport("fp16", ONNX_FP16_TOLERANCE, "fp32 inputs/outputs; slower than fp32 on CPUs"),
-                PrecisionSupport("int8-dynamic", ONNX_INT8_TOLERANCE, "MatMul + QAttention; the CPU default"),
+                PrecisionSupport("int8-dynamic", ONNX_INT8_TOLERANCE, "per-channel int8 MatMuls; the CPU default"),
                 PrecisionSupport("int8-static", ONNX_INT8_TOLERANCE, "QDQ MatMul only, percentile calibration"),
                 PrecisionSupport("int4-weight", ONNX_INT4_TOLERANCE, "MatMulNBits, block 32"),
             ),
