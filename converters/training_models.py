@@ -99,7 +99,7 @@ def build_starting_model(
             f"{spec}: --image-size/--patch-size apply to presets and config files (random init) only",
             hint="a pretrained model keeps the input size it was trained at",
         )
-    source = load_source(spec, allow_pickle=allow_pickle)
+    source = load_source(str(spec), allow_pickle=allow_pickle)
     model = source.model
     same_labels = tuple(source.labels[i] for i in sorted(source.labels)) == tuple(class_names)
     if not same_labels:

@@ -172,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     camera.add_argument("--camera", type=int, default=0, metavar="N", help="which camera (default 0)")
     camera.add_argument("--json", action="store_true", help="one JSON object per frame and line (JSON Lines)")
     _add_runtime_options(camera)
+
+    from vitedge.converters.training_cli import add_training_commands  # finetune, distill (torch-free import)
+
+    add_training_commands(commands)
     return parser
 
 
@@ -448,7 +452,15 @@ COMMANDS = {
     "bench": cmd_bench,
     "report": cmd_report,
     "camera": cmd_camera,
+    "finetune": lambda args: _training_cli().cmd_finetune(args),
+    "distill": lambda args: _training_cli().cmd_distill(args),
 }
+
+
+def _training_cli():
+    from vitedge.converters import training_cli
+
+    return training_cli
 
 
 def main(argv: Sequence[str] | None = None) -> int:
