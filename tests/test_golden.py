@@ -69,6 +69,7 @@ def test_golden_set_covers_the_cases_the_demos_rely_on():
     assert size < 2_500_000, f"demo_golden/ is {size} bytes; keep the committed set small"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("case_name", "processor"),
     [
