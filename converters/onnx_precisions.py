@@ -29,7 +29,7 @@ def quantize_artifact_model(source: SourceModel, fp32_path: Path, out_path: Path
     """Quantize ``fp32_path`` into ``out_path`` as ``options`` say; returns what the manifest records."""
     precision = options.precision
     scheme = Int8Scheme.for_cpu()
-    if precision.startswith("int8") and not scheme.signed_activations:
+    if precision.startswith("int8") and not scheme.fast:
         warnings.warn(scheme.note, stacklevel=2)
     calibration = None
     if precision == "int8-static":
