@@ -55,8 +55,9 @@ class BenchPlan:
     threads: int = 1
     latency_runs: int = 50
     # Safety nets for busy machines: the schedule anneals to the clock and training stops cleanly.
-    teacher_seconds: float = 1200.0
-    student_seconds: float = 600.0
+    teacher_seconds: float = 900.0
+    student_seconds: float = 420.0
+    qat_seconds: float = 150.0
 
 
 def _options(epochs: int, learning_rate: float, threads: int, *, qat: bool = False, seconds: float | None = None):
@@ -105,7 +106,8 @@ def train_models(plan: BenchPlan, work: Path) -> dict[str, Path]:
         if not paths[name].exists():
             _say(f"3/4 {name}: the student, {plan.qat_epochs} more distillation epochs" + (" with QAT" if qat else ""))
             distill(paths["teacher"], str(paths["student"]), data / "train", paths[name],
-                    _options(plan.qat_epochs, 1e-4, plan.threads, qat=qat), DistillConfig(mode="soft"),
+                    _options(plan.qat_epochs, 1e-4, plan.threads, qat=qat, seconds=plan.qat_seconds),
+                    DistillConfig(mode="soft"),
                     val_data=data / "val", on_epoch=_epoch(name))
     artifacts = {
         "teacher-onnx-fp32": ("convert", paths["teacher"], "fp32"),

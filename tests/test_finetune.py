@@ -1,0 +1,195 @@
+"""Fine-tuning: data checks before training, the loop's features, the HF folder it writes, convert on it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from tests.training_helpers import CLASS_NAMES, fast_options, write_data, write_tiny_config
+from vitedge.cli import main
+from vitedge.converters.finetune import finetune
+from vitedge.converters.imagefolder_data import load_training_data, stratified_split
+from vitedge.converters.training_models import build_starting_model
+from vitedge.errors import UsageError
+from vitedge.runtime.images import load_rgb
+from vitedge.runtime.preprocess import preprocess_batch
+from vitedge.runtime.preprocess_spec import PreprocessSpec
+
+SPEC = PreprocessSpec(size=(32, 32))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_data(tmp_path_factory.mktemp("finetune-data"))
+
+
+@pytest.fixture(scope="module")
+def config_json(tmp_path_factory):
+    return write_tiny_config(tmp_path_factory.mktemp("finetune-config") / "config.json")
+
+
+def _copy(data, tmp_path):
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    return copy
+
+
+# -- data: bad input fails before training, naming the file -----------------------------------------
+
+
+def test_inputs_equal_the_runtime_preprocessing(data):
+    loaded = load_training_data(data, SPEC, val_fraction=0.25)
+    paths = sorted(str(p) for p in data.rglob("*.png"))
+    assert len(loaded.train) + len(loaded.val) == len(paths) == 24
+    assert loaded.class_names == CLASS_NAMES
+    expected = preprocess_batch([load_rgb(p) for p in paths], SPEC)
+    got = np.concatenate([loaded.train.inputs(), loaded.val.inputs()])
+    # every training input is bit-identical to one the runtime makes (the split reorders them)
+    expected_rows = {row.tobytes() for row in expected}
+    assert all(row.tobytes() in expected_rows for row in got)
+
+
+def test_split_is_stratified_and_seeded():
+    labels = np.repeat(np.arange(3), [10, 4, 2])
+    train, val = stratified_split(labels, 0.25, seed=1)
+    assert sorted(np.concatenate([train, val]).tolist()) == list(range(16))
+    assert np.bincount(labels[val]).tolist() == [2, 1, 1]  # every class in val, at least one left in train
+    again = stratified_split(labels, 0.25, seed=1)
+    assert np.array_equal(again[1], val)
+    assert not np.array_equal(stratified_split(labels, 0.25, seed=2)[1], val)
+
+
+def test_empty_class_folder_is_refused(data, tmp_path):
+    copy = _copy(data, tmp_path)
+    (copy / "hexagon").mkdir()
+    with pytest.raises(UsageError, match="hexagon: class folder has no images"):
+        load_training_data(copy, SPEC)
+
+
+def test_single_class_is_refused(data, tmp_path):
+    copy = tmp_path / "one"
+    shutil.copytree(data / "circle", copy / "circle")
+    with pytest.raises(UsageError, match="only one class folder.*at least two"):
+        finetune("preset:vit-tiny-patch16-224", copy, tmp_path / "out")
+
+
+def test_unreadable_images_are_named_or_skipped(data, tmp_path):
+    copy = _copy(data, tmp_path)
+    (copy / "square" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(UsageError, match=r"1 image\(s\) cannot be read: .*broken.png.*--skip-unreadable"):
+        load_training_data(copy, SPEC)
+    loaded = load_training_data(copy, SPEC, skip_unreadable=True)
+    assert len(loaded.skipped) == 1 and "broken.png" in loaded.skipped[0]
+    assert len(loaded.train) + len(loaded.val) == 24
+
+
+def test_validation_folder_must_have_the_same_classes(data, tmp_path):
+    other = tmp_path / "val"
+    shutil.copytree(data / "circle", other / "circle")
+    shutil.copytree(data / "square", other / "star")
+    with pytest.raises(UsageError, match="differ"):
+        load_training_data(data, SPEC, val_dir=other)
+
+
+def test_bad_options_fail_before_training(data, config_json, tmp_path):
+    with pytest.raises(UsageError, match="cannot freeze 5 layers: the model has 2"):
+        finetune(str(config_json), data, tmp_path / "a", fast_options(freeze_layers=5))
+    with pytest.raises(UsageError, match="head_only and freeze_layers"):
+        fast_options(freeze_layers=1, head_only=True)
+    with pytest.raises(UsageError, match="needs a GPU"):
+        finetune(str(config_json), data, tmp_path / "b", fast_options(amp="fp16"))
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "mine.txt").write_text("keep")
+    with pytest.raises(UsageError, match="not a vitedge training output"):
+        finetune(str(config_json), data, tmp_path / "taken", fast_options(), overwrite=True)
+    assert not (tmp_path / "b").exists() and not (tmp_path / "b.checkpoint").exists()
+
+
+# -- the loop -----------------------------------------------------------------------------------
+
+
+def test_head_only_and_frozen_layers_stay_put(data, config_json, tmp_path):
+    head = finetune(str(config_json), data, tmp_path / "head", fast_options(epochs=1, head_only=True))
+    frozen = finetune(str(config_json), data, tmp_path / "one", fast_options(epochs=1, freeze_layers=1))
+    initial = build_starting_model(str(config_json), CLASS_NAMES, seed=0).model.state_dict()
+    after_head, after_freeze = head.model.state_dict(), frozen.model.state_dict()
+    for name, tensor in initial.items():
+        same_head = torch.equal(tensor, after_head[name])
+        assert same_head != name.startswith("classifier."), name
+        same_frozen = torch.equal(tensor, after_freeze[name])
+        assert same_frozen == name.startswith(("vit.embeddings", "vit.layers.0.")), name
+    assert head.record["trainable_parameters"] == 32 * 3 + 3
+    assert frozen.record["frozen_parameters"] > 0
+
+
+def test_accumulation_and_checkpointing_keep_the_result(data, config_json, tmp_path):
+    plain = finetune(str(config_json), data, tmp_path / "plain", fast_options(epochs=1))
+    accumulated = finetune(str(config_json), data, tmp_path / "acc", fast_options(epochs=1, accumulation_steps=2))
+    recomputed = finetune(str(config_json), data, tmp_path / "ckpt", fast_options(epochs=1, gradient_checkpointing=True))
+    for other in (accumulated, recomputed):
+        for name, tensor in plain.model.state_dict().items():
+            assert torch.allclose(tensor, other.model.state_dict()[name], atol=1e-4), name  # steps are ~2e-3
+    assert not torch.equal(plain.model.classifier.weight, finetune(
+        str(config_json), data, tmp_path / "lr", fast_options(epochs=1, learning_rate=1e-2)).model.classifier.weight)
+
+
+def test_bf16_autocast_on_cpu(data, config_json, tmp_path):
+    run = finetune(str(config_json), data, tmp_path / "bf16", fast_options(epochs=1, amp="bf16"))
+    assert np.isfinite(run.loop.history[0].train_loss)
+    assert run.record["recipe"]["loop"]["amp"] == "bf16"
+
+
+def test_early_stopping_keeps_the_best_epoch(data, config_json, tmp_path):
+    run = finetune(str(config_json), data, tmp_path / "es", fast_options(epochs=6, learning_rate=1e-9, patience=2))
+    assert run.loop.stopped == "early-stopping"
+    assert len(run.loop.history) == 3 and run.loop.best_epoch == 1
+
+
+def test_resume_continues_where_it_stopped(data, config_json, tmp_path):
+    straight = finetune(str(config_json), data, tmp_path / "straight", fast_options(epochs=3))
+
+    def interrupt(record):
+        if record.epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        finetune(str(config_json), data, tmp_path / "resumed", fast_options(epochs=3), on_epoch=interrupt)
+    assert not (tmp_path / "resumed").exists()  # nothing half-written
+    resumed = finetune(str(config_json), data, tmp_path / "resumed", fast_options(epochs=3), resume=True)
+    assert resumed.loop.resumed_from_epoch == 1 and len(resumed.loop.history) == 3
+    for name, tensor in straight.model.state_dict().items():
+        assert torch.equal(tensor, resumed.model.state_dict()[name]), name
+    log = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in log] == [1, 2, 3]
+
+
+# -- the output: a Hugging Face folder that vitedge convert takes ---------------------------------
+
+
+@pytest.mark.slow
+def test_cli_finetune_then_convert(data, config_json, tmp_path, capsys):
+    out = tmp_path / "model"
+    code = main(["finetune", str(config_json), "--data", str(data), "--out", str(out), "--epochs", "3",
+                 "--batch-size", "8", "--lr", "2e-3", "--threads", "1", "--val-fraction", "0.25", "--quiet"])
+    assert code == 0
+    assert f"wrote {out} (finetuned" in capsys.readouterr().out
+    assert {"config.json", "model.safetensors", "preprocessor_config.json", "vitedge_training.json",
+            "metrics.jsonl"} <= {p.name for p in out.iterdir()}
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {str(i): name for i, name in enumerate(CLASS_NAMES)}
+    record = json.loads((out / "vitedge_training.json").read_text())
+    assert record["weights"] == "finetuned" and record["data"]["classes"] == list(CLASS_NAMES)
+    losses = [json.loads(line)["train_loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert losses[-1] < losses[0]
+
+    artifact = tmp_path / "artifact"
+    assert main(["convert", str(out), "--to", "onnx", "--out", str(artifact), "--validation-samples", "8"]) == 0
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    assert manifest["source"]["weights"] == "finetuned"
+    assert list(manifest["labels"].values()) == list(CLASS_NAMES)
+    assert main(["finetune", str(config_json), "--data", str(data / "circle"), "--out", str(tmp_path / "x")]) == 2
+    assert "no class folders" in capsys.readouterr().err
