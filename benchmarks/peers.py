@@ -1,6 +1,7 @@
 """Peers: what a user gets without vitedge's conversions, packaged as artifacts so the harness runs them.
 
-- onnxruntime's ``quantize_dynamic`` with its defaults, on the plain fp32 ONNX export;
+- onnxruntime's ``quantize_dynamic`` with its defaults, on a plain fp32 ONNX export (standard ONNX
+  ops only: no onnxruntime fusions, which ``quantize_dynamic`` cannot read);
 - litert-torch's default conversion: ``litert_torch.convert(model.eval(), (sample,))`` on the
   Hugging Face model as it is (batch 1, NCHW float; outputs as litert-torch names them);
 - PyTorch eager fp32 needs no artifact: it is the ``torch:MODEL`` target.
@@ -23,7 +24,7 @@ from vitedge.converters.atomic import atomic_folder
 from vitedge.converters.loading import SourceModel
 from vitedge.runtime.manifest import FileEntry, InputSpec, Manifest, OutputsSpec, read_manifest
 
-ORT_PEER = "onnxruntime.quantization.quantize_dynamic(model.onnx) with its defaults, on the plain fp32 export"
+ORT_PEER = "onnxruntime.quantization.quantize_dynamic(model.onnx) with its defaults, on a plain fp32 export"
 LITERT_PEER = "litert_torch.convert(model.eval(), (sample,)): the Hugging Face model as it is, default options"
 
 
@@ -42,13 +43,21 @@ def _peer_manifest(template: Manifest, folder: Path, *, format: str, precision: 
                                input=input, outputs=outputs, conversion=conversion, validation=None, entry=None)
 
 
-def ort_quantize_dynamic_peer(fp32_artifact: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """``out``: the fp32 ONNX artifact's model through ``quantize_dynamic`` with default arguments."""
+def plain_onnx_export(source: SourceModel, out: str | os.PathLike) -> Path:
+    """``out``: an fp32 ONNX artifact with standard ONNX ops only (vitedge's ``graph="plain"``)."""
+    from vitedge.converters import ExportOptions, convert
+
+    return convert(source, to="onnx", out=out, overwrite=True, validation_samples=8,
+                   options=ExportOptions(graph="plain")).path
+
+
+def ort_quantize_dynamic_peer(plain_artifact: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """``out``: a plain fp32 ONNX artifact's model through ``quantize_dynamic`` with default arguments."""
     from onnxruntime.quantization import quantize_dynamic
 
-    template = read_manifest(fp32_artifact)
+    template = read_manifest(plain_artifact)
     with atomic_folder(Path(out), overwrite=True) as work:
-        quantize_dynamic(str(Path(fp32_artifact) / template.model_file), str(work / "model.onnx"))
+        quantize_dynamic(str(Path(plain_artifact) / template.model_file), str(work / "model.onnx"))
         manifest = _peer_manifest(template, work, format="onnx", precision="int8-dynamic", model_file="model.onnx",
                                   input=template.input, outputs=template.outputs, recipe=ORT_PEER, tool="onnxruntime")
         manifest.write(work)

@@ -76,9 +76,28 @@ def _build(folder: Path, fresh: bool, make) -> None:
         make()
 
 
+def _slot(folder: Path, fresh: bool, make, target: BenchTarget, failed) -> BenchTarget | BenchResult:
+    """``target`` once ``folder`` is built, or ``failed(message)``: a failure is a row, not a stop."""
+    started = time.perf_counter()
+    try:
+        _build(folder, fresh, make)
+    except Exception as error:  # any failure is a row
+        message = " ".join(str(error).split())[:400]
+        _echo(f"    failed: {message}")
+        return failed(message)
+    _echo(f"    ready ({time.perf_counter() - started:.0f} s)")
+    return target
+
+
 def plan_slots(plan: Plan, source, work: Path, *, fresh: bool) -> list[BenchTarget | BenchResult]:
     """Every artifact and peer of ``plan`` as a target to benchmark, or a failed row if it could not be made."""
-    from vitedge.benchmarks.peers import LITERT_PEER, ORT_PEER, litert_default_peer, ort_quantize_dynamic_peer
+    from vitedge.benchmarks.peers import (
+        LITERT_PEER,
+        ORT_PEER,
+        litert_default_peer,
+        ort_quantize_dynamic_peer,
+        plain_onnx_export,
+    )
     from vitedge.converters import convert
 
     slots: list[BenchTarget | BenchResult] = []
@@ -87,34 +106,36 @@ def plan_slots(plan: Plan, source, work: Path, *, fresh: bool) -> list[BenchTarg
         for precision in fmt.precision_names:
             folder = work / f"{fmt.name}-{precision}"
             _echo(f"  {plan.title}: {folder.name}")
-            started = time.perf_counter()
-            try:
-                _build(folder, fresh, lambda fmt=fmt, precision=precision, folder=folder: convert(
+            slots.append(_slot(
+                folder, fresh,
+                lambda fmt=fmt, precision=precision, folder=folder: convert(
                     source, to=fmt.name, precision=precision, out=folder, overwrite=True, validation_samples=16,
-                    validation_images=images))
-            except Exception as error:  # any failure is a row
-                message = " ".join(str(error).split())[:400]
-                slots.append(_failed(folder.name, fmt.name, precision, plan.model, f"conversion failed: {message}"))
-                _echo(f"    failed: {message}")
-                continue
-            _echo(f"    ready ({time.perf_counter() - started:.0f} s)")
-            slots.append(BenchTarget(str(folder)))
+                    validation_images=images),
+                BenchTarget(str(folder)),
+                lambda message, fmt=fmt, precision=precision, folder=folder: _failed(
+                    folder.name, fmt.name, precision, plan.model, f"conversion failed: {message}"),
+            ))
     slots.append(BenchTarget(f"torch:{plan.model}", name="PyTorch eager fp32", kind="peer", note=TORCH_NOTE))
-    fp32 = work / "onnx-fp32"
+    plain = work / "peers" / "onnx-plain-fp32"
+
+    def ort_peer(out: Path) -> Path:
+        _build(plain, fresh, lambda: plain_onnx_export(source, plain))
+        return ort_quantize_dynamic_peer(plain, out)
+
     peers = (
-        ("ORT quantize_dynamic (defaults)", "onnx", "int8-dynamic", ORT_PEER, lambda out: ort_quantize_dynamic_peer(fp32, out)),
-        ("litert-torch default conversion", "tflite", "fp32", LITERT_PEER, lambda out: litert_default_peer(source, fp32, out)),
+        ("ORT quantize_dynamic (defaults)", "onnx", "int8-dynamic", ORT_PEER, ort_peer),
+        ("litert-torch default conversion", "tflite", "fp32", LITERT_PEER,
+         lambda out: litert_default_peer(source, work / "onnx-fp32", out)),
     )
     for name, fmt_name, precision, note, make in peers:
         folder = work / "peers" / name.split()[0].lower()
         _echo(f"  {plan.title}: peer {name}")
-        try:
-            _build(folder, fresh, lambda make=make, folder=folder: make(folder))
-        except Exception as error:  # any failure is a row
-            message = " ".join(str(error).split())[:400]
-            slots.append(_failed(name, fmt_name, precision, plan.model, f"peer not built: {message}", kind="peer"))
-            continue
-        slots.append(BenchTarget(str(folder), name=name, kind="peer", note=note))
+        slots.append(_slot(
+            folder, fresh, lambda make=make, folder=folder: make(folder),
+            BenchTarget(str(folder), name=name, kind="peer", note=note),
+            lambda message, name=name, fmt_name=fmt_name, precision=precision: _failed(
+                name, fmt_name, precision, plan.model, f"peer not built: {message}", kind="peer"),
+        ))
     return slots
 
 

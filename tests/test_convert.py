@@ -258,3 +258,18 @@ def test_calibration_sets_are_preprocessed_and_disjoint_from_validation(tiny_fol
     assert len(mine.inputs) == 4 and str(image_dir) in mine.source and "1 unreadable skipped" in mine.source
     with pytest.raises(UsageError, match="no such folder"):
         load_calibration(source.preprocess, str(image_dir / "nope"))
+
+
+def test_random_init_tolerance_skips_top1_and_doubles_the_cosine_error():
+    from types import SimpleNamespace
+
+    from vitedge.converters.pipeline import tolerance_for
+    from vitedge.formats import FORMATS
+
+    support = FORMATS["tflite"].support("int4-weight")
+    trained = tolerance_for(support, SimpleNamespace(info=SimpleNamespace(weights="finetuned")))
+    random = tolerance_for(support, SimpleNamespace(info=SimpleNamespace(weights="random-init")))
+    assert trained == support.tolerance
+    assert random.min_top1_agreement is None
+    assert random.min_logits_cosine == pytest.approx(1 - 2 * (1 - support.tolerance.min_logits_cosine))
+    assert random.min_logits_cosine < trained.min_logits_cosine
