@@ -223,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="few runs and images: a smoke test, not results")
     parser.add_argument("--device", default="vitedge dev machine", help="the machine's name in the report")
     parser.add_argument("--render-only", action="store_true", help="rewrite README.md and report.html from results.json")
+    parser.add_argument("--convert-only", action="store_true",
+                        help="only make the artifacts and peers in --work (e.g. ahead of a quiet spell to time them)")
     return parser
 
 
@@ -254,7 +256,15 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for plan in [] if args.render_only else plans(args, work):
         folder = work / plan.title.split()[0].lower().replace("/", "-")
+        if args.convert_only:
+            from vitedge.converters import load_source
+
+            slots = plan_slots(plan, load_source(plan.model), folder, fresh=args.fresh)
+            _echo(f"{plan.title}: {sum(isinstance(slot, BenchTarget) for slot in slots)} of {len(slots)} targets ready")
+            continue
         runs.append(measure(plan, folder, fresh=args.fresh, device=args.device, command=command))
+    if args.convert_only:
+        return 0
     measured = {run.title for run in runs}
     results = args.out / "results.json"
     kept = [run for run in load_runs(results) if run.title not in measured] if results.is_file() else []
