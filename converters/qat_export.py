@@ -134,7 +134,10 @@ def export_int8_matmuls(
     has_ranges = (folder / QAT_RECORD).is_file()
     use_qat = has_ranges if qat is None else qat
     config, ranges = read_qat_ranges(folder) if use_qat else (None, None)
-    scheme = Int8Scheme(config.signed_activations, config.reduce_range, "from QAT") if config else Int8Scheme.for_cpu()
+    scheme = Int8Scheme.for_cpu()
+    if config is not None:  # the layout QAT trained for, whatever this CPU prefers
+        scheme = dataclasses.replace(scheme, signed_activations=config.signed_activations,
+                                     reduce_range=config.reduce_range, note="the int8 layout QAT trained with")
     fmt = get_format("onnx")
     support = fmt.support(PRECISION)
     out_path = Path(out)
