@@ -6,7 +6,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: setup quickstart test lint bench bench-large bench-exporters clean
+.PHONY: setup quickstart test lint bench bench-large bench-exporters bench-distill clean
 
 setup: $(VENV)/.installed
 
@@ -36,6 +36,10 @@ bench-large: setup
 
 bench-exporters: setup
 	$(VENV)/bin/python -m vitedge.benchmarks.exporter_choice --out benchmarks/results/onnx_exporter.md
+
+# Fine-tune a ViT-Small-size teacher, distill it into a ViT-Tiny-size student, quantize (PTQ and QAT); ~30-40 min on 2 cores.
+bench-distill: setup
+	$(VENV)/bin/python -m vitedge.benchmarks.distill_bench --out benchmarks/results/distillation.md
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info vitedge-quickstart .bench-work
