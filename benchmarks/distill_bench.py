@@ -113,6 +113,7 @@ def train_models(plan: BenchPlan, work: Path) -> dict[str, Path]:
         "teacher-onnx-fp32": ("convert", paths["teacher"], "fp32"),
         "student-onnx-fp32": ("convert", paths["student"], "fp32"),
         "student-onnx-int8-static": ("convert", paths["student"], "int8-static"),
+        "student-onnx-int8-dynamic": ("convert", paths["student"], "int8-dynamic"),
         "control-int8-ptq": ("matmuls", paths["student-control"], False),
         "qat-int8": ("matmuls", paths["student-qat"], True),
     }
@@ -158,7 +159,8 @@ def measure(plan: BenchPlan, paths: dict[str, Path]) -> tuple[list[dict], dict[s
         teacher_predictions = logits.argmax(1) if name == "teacher" else teacher_predictions
         rows.append({"model": f"{name} (PyTorch fp32)", "predictions": logits.argmax(1), "kind": "torch"})
     sessions = {}
-    for name in ("teacher-onnx-fp32", "student-onnx-fp32", "student-onnx-int8-static", "control-int8-ptq", "qat-int8"):
+    for name in ("teacher-onnx-fp32", "student-onnx-fp32", "student-onnx-int8-static", "student-onnx-int8-dynamic",
+                 "control-int8-ptq", "qat-int8"):
         session = _onnx_session(paths[name], plan.threads)
         sessions[name] = session
         logits = session.run(["logits"], {"pixel_values": inputs})[0]
@@ -183,7 +185,24 @@ def measure(plan: BenchPlan, paths: dict[str, Path]) -> tuple[list[dict], dict[s
     return rows, latency
 
 
-def report(plan: BenchPlan, rows: list[dict], latency: dict[str, float], command: str, seconds: float, header: str) -> str:
+def training_rows(plan: BenchPlan, paths: dict[str, Path]) -> list[str]:
+    """One line per training stage: epochs run (of planned), why it stopped, best validation accuracy, time."""
+    import json
+
+    planned = {"teacher": plan.teacher_epochs, "student": plan.student_epochs, "student-qat": plan.qat_epochs,
+               "student-control": plan.qat_epochs}
+    lines = ["| stage | epochs run / planned | stopped | best val top-1 (epoch) | minutes |", "|---|---|---|---|---|"]
+    for name, epochs in planned.items():
+        record = json.loads((paths[name] / "vitedge_training.json").read_text())
+        result = record["result"]
+        log = (paths[name] / "metrics.jsonl").read_text().splitlines()
+        lines.append(f"| {name}{' (QAT)' if record.get('qat') else ''} | {len(log)} / {epochs} | {result['stopped']} | "
+                     f"{result['best_val_accuracy']:.1%} ({result['best_epoch']}) | {result['seconds'] / 60:.1f} |")
+    return lines
+
+
+def report(plan: BenchPlan, rows: list[dict], latency: dict[str, float], command: str, seconds: float, header: str,
+           paths: dict[str, Path]) -> str:
     teacher = next(row for row in rows if row["model"] == "teacher (PyTorch fp32)")["accuracy"]
     lines = [
         "# Distillation: ViT-Small-size teacher → int8 ViT-Tiny-size student",
@@ -206,6 +225,9 @@ def report(plan: BenchPlan, rows: list[dict], latency: dict[str, float], command
         "| model | test top-1 | % of teacher | agreement with teacher | latency p50 (ms, batch 1) | speed-up vs teacher ONNX fp32 |",
         "|---|---|---|---|---|---|",
     ]
+    lines[-2:-2] = ["Training (a time budget per stage keeps busy machines in bounds: \"time-budget\" means the "
+                    "learning rate annealed to the clock and the stage stopped early):", "",
+                    *training_rows(plan, paths), ""]
     reference_ms = latency.get("teacher-onnx-fp32")
     latency_key = {"teacher (PyTorch fp32)": "teacher (PyTorch eager fp32)"}
     for row in rows:
@@ -214,15 +236,18 @@ def report(plan: BenchPlan, rows: list[dict], latency: dict[str, float], command
         speed = f"{reference_ms / ms:.2f}x" if ms and reference_ms else ""
         lines.append(f"| {row['model']} | {row['accuracy']:.1%} | {row['accuracy'] / teacher:.1%} | "
                      f"{row['teacher_agreement']:.1%} | {f'{ms:.2f}' if ms else ''} | {speed} |")
-    best_int8 = max((row for row in rows if "int8" in row["model"]), key=lambda row: row["accuracy"])
+    # the int8 student the table recommends: the fastest of those within 97% of the teacher, else the most accurate
+    int8_rows = [row for row in rows if "int8" in row["model"]]
+    good = [row for row in int8_rows if row["accuracy"] >= 0.97 * teacher]
+    best_int8 = min(good, key=lambda row: latency[row["model"]]) if good else max(int8_rows, key=lambda row: row["accuracy"])
     kept = best_int8["accuracy"] / teacher
     speed_up = reference_ms / latency[best_int8["model"]]
     qat = next(row for row in rows if row["model"] == "qat-int8")
     ptq = next(row for row in rows if row["model"] == "control-int8-ptq")
     lines += [
         "",
-        f"Target: an int8 student keeping >= 97% of the teacher's accuracy at >= 4x lower latency. Measured (best int8 "
-        f"student, `{best_int8['model']}`): {kept:.1%} of the teacher's accuracy at {speed_up:.2f}x lower latency than the "
+        f"Target: an int8 student keeping >= 97% of the teacher's accuracy at >= 4x lower latency. Measured (the fastest "
+        f"int8 student within 97% of the teacher, else the most accurate: `{best_int8['model']}`): {kept:.1%} of the teacher's accuracy at {speed_up:.2f}x lower latency than the "
         f"teacher in ONNX fp32 — target {'met' if kept >= 0.97 and speed_up >= 4 else 'not met'}.",
         "",
         f"QAT against PTQ (same graph, same layers quantized): QAT int8 {qat['accuracy']:.1%} vs PTQ int8 "
@@ -261,7 +286,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         work.mkdir(parents=True, exist_ok=True)
         paths = train_models(plan, work)
         rows, latency = measure(plan, paths)
-    emit(report(plan, rows, latency, command, time.perf_counter() - started, header), args.out)
+        text = report(plan, rows, latency, command, time.perf_counter() - started, header, paths)
+    emit(text, args.out)
 
 
 if __name__ == "__main__":
