@@ -6,7 +6,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: setup quickstart test lint bench bench-large bench-exporters bench-distill clean
+.PHONY: setup quickstart test lint bench bench-large bench-exporters bench-distill pi-check clean
 
 setup: $(VENV)/.installed
 
@@ -40,6 +40,11 @@ bench-exporters: setup
 # Fine-tune a ViT-Small-size teacher, distill it into a ViT-Tiny-size student, quantize (PTQ and QAT); ~30-40 min on 2 cores.
 bench-distill: setup
 	$(VENV)/bin/python -m vitedge.benchmarks.distill_bench --out benchmarks/results/distillation.md
+
+# Raspberry Pi OS (Debian bookworm arm64) under qemu: install the wheel there, compare predictions with this
+# machine's. Needs root; the root file system is cached in .pi-check/ (see scripts/pi_check.sh --help).
+pi-check: setup
+	PYTHON=$(VENV)/bin/python scripts/pi_check.sh $(PI_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info vitedge-quickstart .bench-work
