@@ -86,6 +86,7 @@ def train_models(plan: BenchPlan, work: Path) -> dict[str, Path]:
     from vitedge.converters.distill import DistillConfig, distill
     from vitedge.converters.finetune import finetune
     from vitedge.converters.qat_export import export_int8_matmuls
+    from vitedge.converters.training_run import RunSetup
 
     data = work / "data"
     if not (data / "train").exists():
@@ -95,20 +96,21 @@ def train_models(plan: BenchPlan, work: Path) -> dict[str, Path]:
     if not paths["teacher"].exists():
         _say("1/4 teacher (ViT-Small shape) on the train split")
         finetune("preset:vit-small-patch16-224", data / "train", paths["teacher"],
-                 _options(plan.teacher_epochs, 5e-4, plan.threads, seconds=plan.teacher_seconds), val_data=data / "val",
-                 image_size=plan.image_size, patch_size=plan.patch_size, on_epoch=_epoch("teacher"))
+                 _options(plan.teacher_epochs, 5e-4, plan.threads, seconds=plan.teacher_seconds),
+                 RunSetup(val_data=data / "val", image_size=plan.image_size, patch_size=plan.patch_size,
+                          on_epoch=_epoch("teacher")))
     if not paths["student"].exists():
         _say("2/4 student (ViT-Tiny shape) distilled from the teacher (soft, T=2, alpha=0.5, cached logits)")
         distill(paths["teacher"], "preset:vit-tiny-patch16-224", data / "train", paths["student"],
-                _options(plan.student_epochs, 1e-3, plan.threads, seconds=plan.student_seconds), DistillConfig(mode="soft", temperature=2.0, alpha=0.5),
-                val_data=data / "val", patch_size=plan.patch_size, on_epoch=_epoch("student"))
+                _options(plan.student_epochs, 1e-3, plan.threads, seconds=plan.student_seconds),
+                DistillConfig(mode="soft", temperature=2.0, alpha=0.5),
+                RunSetup(val_data=data / "val", patch_size=plan.patch_size, on_epoch=_epoch("student")))
     for name, qat in (("student-qat", True), ("student-control", False)):
         if not paths[name].exists():
             _say(f"3/4 {name}: the student, {plan.qat_epochs} more distillation epochs" + (" with QAT" if qat else ""))
             distill(paths["teacher"], str(paths["student"]), data / "train", paths[name],
                     _options(plan.qat_epochs, 1e-4, plan.threads, qat=qat, seconds=plan.qat_seconds),
-                    DistillConfig(mode="soft"),
-                    val_data=data / "val", on_epoch=_epoch(name))
+                    DistillConfig(mode="soft"), RunSetup(val_data=data / "val", on_epoch=_epoch(name)))
     artifacts = {
         "teacher-onnx-fp32": ("convert", paths["teacher"], "fp32"),
         "student-onnx-fp32": ("convert", paths["student"], "fp32"),

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,15 +33,10 @@ from torch.nn import functional
 
 from vitedge.converters.imagefolder_data import LabeledImages, load_training_data, read_class_names
 from vitedge.converters.loading import SourceModel, load_source
-from vitedge.converters.training_loop import Batch, EpochRecord, Objective, evaluate, resolve_device
+from vitedge.converters.training_loop import Batch, Objective, evaluate, resolve_device
 from vitedge.converters.training_models import build_starting_model
 from vitedge.converters.training_output import check_output
-from vitedge.converters.training_run import (
-    TrainingOptions,
-    TrainingRun,
-    default_checkpoint_dir,
-    train_and_save,
-)
+from vitedge.converters.training_run import RunSetup, TrainingOptions, TrainingRun, train_and_save
 from vitedge.errors import UsageError
 
 DISTILL_MODES = ("soft", "hard")
@@ -181,17 +175,9 @@ def distill(
     out: str | os.PathLike,
     options: TrainingOptions | None = None,
     config: DistillConfig | None = None,
+    setup: RunSetup | None = None,
     *,
-    val_data: str | os.PathLike | None = None,
-    image_size: int | None = None,
-    patch_size: int | None = None,
     teacher_cache: str | os.PathLike | None = None,
-    checkpoint_dir: str | os.PathLike | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    allow_pickle: bool = False,
-    on_epoch: Callable[[EpochRecord], None] | None = None,
-    echo: Callable[[str], None] | None = None,
 ) -> TrainingRun:
     """Distill ``teacher`` into ``student`` on an ImageFolder; write the student as a Hugging Face folder.
 
@@ -202,16 +188,9 @@ def distill(
         out: The folder to write; its manifests will say ``weights: distilled``.
         options: Recipe, freezing, validation split, QAT.
         config: The distillation objective.
-        val_data: A validation ImageFolder with the same classes (default: split off ``data``).
-        image_size: A preset/config student's input size (default: the teacher's).
-        patch_size: A preset/config student's patch size.
+        setup: Validation folder, a from-scratch student's sizes (default: the teacher's input
+            size), checkpoints and resuming, overwriting, progress callbacks.
         teacher_cache: Where to cache the teacher's logits (default: in the checkpoint folder).
-        checkpoint_dir: Resumable state and metrics log (default: ``OUT.checkpoint``).
-        resume: Continue from the checkpoint when there is one.
-        overwrite: Replace an earlier training output at ``out``.
-        allow_pickle: Accept pickle checkpoints (only for sources you trust).
-        on_epoch: Called after each epoch.
-        echo: Where progress lines go.
 
     Raises:
         UsageError: Bad data, a teacher whose labels differ from the class folders, a student that
@@ -219,18 +198,19 @@ def distill(
     """
     options = options or TrainingOptions()
     config = config or DistillConfig()
-    say = echo or (lambda line: None)
+    setup = setup or RunSetup()
+    say = setup.say
     out_path = Path(out)
-    check_output(out_path, overwrite=overwrite or resume)
+    check_output(out_path, overwrite=setup.overwrite or setup.resume)
     recipe = options.loop.train
     if config.cache_teacher_logits and (recipe.max_shift or recipe.horizontal_flip):
         raise UsageError("cached teacher logits need fixed inputs, but augmentation (shifts/flips) is on",
                          hint="turn augmentation off, or the cache off (--no-teacher-cache: the teacher runs every step)")
     class_names = read_class_names(data)
-    source = _load_teacher(teacher, allow_pickle)
+    source = _load_teacher(teacher, setup.allow_pickle)
     permutation = label_permutation(source.labels, class_names, source.info.model)
-    start = build_starting_model(student, class_names, image_size=image_size or _preset_size(student, source),
-                                 patch_size=patch_size, seed=recipe.seed, allow_pickle=allow_pickle)
+    start = build_starting_model(student, class_names, image_size=setup.image_size or _preset_size(student, source),
+                                 patch_size=setup.patch_size, seed=recipe.seed, allow_pickle=setup.allow_pickle)
     if start.origin.get("init") == "random":
         start.preprocess, start.processor_config = source.preprocess, source.processor_config
     elif start.preprocess != source.preprocess:
@@ -243,10 +223,10 @@ def distill(
         raise UsageError(f"student input size {start.image_size} differs from the teacher's {source.image_size}",
                          hint="drop --image-size, or give both the same size")
     say(f"reading {data} ({len(class_names)} classes) at {start.image_size}x{start.image_size}")
-    training_data = load_training_data(data, source.preprocess, val_dir=val_data, val_fraction=options.val_fraction,
+    training_data = load_training_data(data, source.preprocess, val_dir=setup.val_data, val_fraction=options.val_fraction,
                                        seed=recipe.seed, skip_unreadable=options.skip_unreadable)
     device = resolve_device(options.loop.device, int(os.environ.get("LOCAL_RANK", "0")))
-    checkpoints = Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(out_path)
+    checkpoints = setup.checkpoints(out_path)
     teacher_accuracy = _teacher_accuracy(source.model, training_data.val, permutation, device)
     say(f"teacher {source.info.model}: validation accuracy {teacher_accuracy:.1%}")
     if config.cache_teacher_logits:
@@ -264,7 +244,7 @@ def distill(
                "teacher": {"model": source.info.model, "weights": source.info.weights,
                            "weights_sha256": source.info.weights_sha256, "val_accuracy": teacher_accuracy}}
     return train_and_save(start, training_data, objective, options, out=out_path, weights="distilled", details=details,
-                          checkpoint_dir=checkpoints, resume=resume, overwrite=overwrite or resume, on_epoch=on_epoch)
+                          setup=setup)
 
 
 def _preset_size(student: str, source: SourceModel) -> int | None:

@@ -125,25 +125,26 @@ def _finish(args: argparse.Namespace, run) -> int:
     return 0
 
 
+def _setup(args: argparse.Namespace):
+    from vitedge.converters.training_run import RunSetup
+
+    echo, on_epoch = _echo(args)
+    return RunSetup(val_data=args.val, image_size=args.image_size, patch_size=args.patch_size,
+                    checkpoint_dir=args.checkpoint_dir, resume=args.resume, overwrite=args.overwrite,
+                    allow_pickle=args.allow_pickle, on_epoch=on_epoch, echo=echo)
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
     from vitedge.converters.finetune import finetune
 
-    echo, on_epoch = _echo(args)
-    run = finetune(args.model, args.data, args.out, _options(args), val_data=args.val, image_size=args.image_size,
-                   patch_size=args.patch_size, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
-                   overwrite=args.overwrite, allow_pickle=args.allow_pickle, on_epoch=on_epoch, echo=echo)
-    return _finish(args, run)
+    return _finish(args, finetune(args.model, args.data, args.out, _options(args), _setup(args)))
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
     from vitedge.converters.distill import DistillConfig, distill
 
-    echo, on_epoch = _echo(args)
     config = DistillConfig(mode=args.mode, temperature=args.temperature, alpha=args.alpha,
                            cache_teacher_logits=not args.no_teacher_cache)
-    run = distill(args.teacher, args.student, args.data, args.out, _options(args), config, val_data=args.val,
-                  image_size=args.image_size, patch_size=args.patch_size,
-                  teacher_cache=Path(args.teacher_cache) if args.teacher_cache else None,
-                  checkpoint_dir=args.checkpoint_dir, resume=args.resume, overwrite=args.overwrite,
-                  allow_pickle=args.allow_pickle, on_epoch=on_epoch, echo=echo)
+    run = distill(args.teacher, args.student, args.data, args.out, _options(args), config, _setup(args),
+                  teacher_cache=Path(args.teacher_cache) if args.teacher_cache else None)
     return _finish(args, run)

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as _dt
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,41 @@ class TrainingOptions:
 
 
 @dataclass(frozen=True)
+class RunSetup:
+    """Where a fine-tuning or distillation run reads and writes, and how it reports.
+
+    Attributes:
+        val_data: A validation ImageFolder with the same classes (default: split off the data).
+        image_size: Input size of a preset or ``config.json`` start (random init; a distillation
+            student defaults to the teacher's).
+        patch_size: Patch size of a preset or ``config.json`` start.
+        checkpoint_dir: Resumable state and metrics log (default: ``OUT.checkpoint`` beside the output).
+        resume: Continue from the checkpoint when there is one.
+        overwrite: Replace an earlier training output.
+        allow_pickle: Accept pickle checkpoints (only for sources you trust).
+        on_epoch: Called after each epoch (rank 0).
+        echo: Where progress lines go.
+    """
+
+    val_data: str | os.PathLike | None = None
+    image_size: int | None = None
+    patch_size: int | None = None
+    checkpoint_dir: str | os.PathLike | None = None
+    resume: bool = False
+    overwrite: bool = False
+    allow_pickle: bool = False
+    on_epoch: Callable[[EpochRecord], None] | None = None
+    echo: Callable[[str], None] | None = None
+
+    def say(self, line: str) -> None:
+        if self.echo is not None:
+            self.echo(line)
+
+    def checkpoints(self, out: Path) -> Path:
+        return Path(self.checkpoint_dir) if self.checkpoint_dir else default_checkpoint_dir(out)
+
+
+@dataclass(frozen=True)
 class TrainingRun:
     """A finished fine-tuning or distillation run.
 
@@ -94,17 +130,15 @@ def train_and_save(
     out: Path,
     weights: str,
     details: dict[str, Any],
-    checkpoint_dir: Path | None,
-    resume: bool,
-    overwrite: bool,
-    on_epoch: Callable[[EpochRecord], None] | None = None,
+    setup: RunSetup,
 ) -> TrainingRun:
     """Freeze, prepare QAT, train, strip QAT and write the folder (rank 0)."""
     model = start.model
     parameters = freeze(model, freeze_layers=options.freeze_layers, head_only=options.head_only)
     qat_config = prepare_qat(model, options.qat) if options.qat is not None else None
+    checkpoint_dir = setup.checkpoints(out)
     result = run_training(model, data.train, data.val, options.loop, objective,
-                          checkpoint_dir=checkpoint_dir, resume=resume, on_epoch=on_epoch)
+                          checkpoint_dir=checkpoint_dir, resume=setup.resume, on_epoch=setup.on_epoch)
     for parameter in model.parameters():
         parameter.requires_grad = True
     ranges = strip_qat(model) if qat_config is not None else None
@@ -122,9 +156,9 @@ def train_and_save(
     }
     written = None
     if result.world_size == 1 or _is_rank_zero():
-        extra = {METRICS_LOG: checkpoint_dir / METRICS_LOG} if checkpoint_dir is not None else {}
         written = save_training_output(model, out, spec=start.preprocess, processor_config=start.processor_config,
-                                       record=record, overwrite=overwrite, extra_files=extra)
+                                       record=record, overwrite=setup.overwrite or setup.resume,
+                                       extra_files={METRICS_LOG: checkpoint_dir / METRICS_LOG})
         if ranges is not None:
             (written / QAT_RECORD).write_text(json.dumps(qat_record(qat_config, ranges), indent=2) + "\n")
     return TrainingRun(written, result, record, model)

@@ -14,6 +14,7 @@ from vitedge.cli import main
 from vitedge.converters.finetune import finetune
 from vitedge.converters.imagefolder_data import load_training_data, stratified_split
 from vitedge.converters.training_models import build_starting_model
+from vitedge.converters.training_run import RunSetup
 from vitedge.errors import UsageError
 from vitedge.runtime.images import load_rgb
 from vitedge.runtime.preprocess import preprocess_batch
@@ -105,7 +106,7 @@ def test_bad_options_fail_before_training(data, config_json, tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "mine.txt").write_text("keep")
     with pytest.raises(UsageError, match="not a vitedge training output"):
-        finetune(str(config_json), data, tmp_path / "taken", fast_options(), overwrite=True)
+        finetune(str(config_json), data, tmp_path / "taken", fast_options(), RunSetup(overwrite=True))
     assert not (tmp_path / "b").exists() and not (tmp_path / "b.checkpoint").exists()
 
 
@@ -157,9 +158,9 @@ def test_resume_continues_where_it_stopped(data, config_json, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        finetune(str(config_json), data, tmp_path / "resumed", fast_options(epochs=3), on_epoch=interrupt)
+        finetune(str(config_json), data, tmp_path / "resumed", fast_options(epochs=3), RunSetup(on_epoch=interrupt))
     assert not (tmp_path / "resumed").exists()  # nothing half-written
-    resumed = finetune(str(config_json), data, tmp_path / "resumed", fast_options(epochs=3), resume=True)
+    resumed = finetune(str(config_json), data, tmp_path / "resumed", fast_options(epochs=3), RunSetup(resume=True))
     assert resumed.loop.resumed_from_epoch == 1 and len(resumed.loop.history) == 3
     for name, tensor in straight.model.state_dict().items():
         assert torch.equal(tensor, resumed.model.state_dict()[name]), name
