@@ -19,6 +19,13 @@ _PUBLIC = {
     "load_source": "vitedge.converters.loading",
     "PRESETS": "vitedge.converters.presets",
     "get_preset": "vitedge.converters.presets",
+    "finetune": "vitedge.converters.finetune",
+    "distill": "vitedge.converters.distill",
+    "DistillConfig": "vitedge.converters.distill",
+    "TrainingOptions": "vitedge.converters.training_run",
+    "RunSetup": "vitedge.converters.training_run",
+    "QatConfig": "vitedge.converters.qat",
+    "export_int8_matmuls": "vitedge.converters.qat_export",
 }
 
 __all__ = sorted(_PUBLIC)
