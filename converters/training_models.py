@@ -7,7 +7,6 @@ Hugging Face folder or a hub id (loaded as ``vitedge convert`` loads it).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import torch
 from torch import nn
 
 from vitedge.converters.hf_preprocess import default_spec
-from vitedge.converters.loading import architecture_summary, load_source
+from vitedge.converters.loading import load_source
 from vitedge.converters.presets import PRESET_PREFIX, PRESETS, get_preset
 from vitedge.errors import ModelLoadError, UsageError
 from vitedge.runtime.preprocess_spec import PreprocessSpec
@@ -167,15 +166,3 @@ def freeze(model: nn.Module, *, freeze_layers: int = 0, head_only: bool = False)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     return {"trainable_parameters": trainable, "frozen_parameters": frozen}
-
-
-def describe_architecture(model: nn.Module) -> dict[str, Any]:
-    return architecture_summary(model)
-
-
-def read_record(folder: str | Path) -> dict[str, Any]:
-    """A training output's ``vitedge_training.json`` ({} when there is none)."""
-    from vitedge.converters.loading import TRAINING_RECORD
-
-    path = Path(folder) / TRAINING_RECORD
-    return json.loads(path.read_text()) if path.is_file() else {}
