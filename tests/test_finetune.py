@@ -194,3 +194,21 @@ def test_cli_finetune_then_convert(data, config_json, tmp_path, capsys):
     assert list(manifest["labels"].values()) == list(CLASS_NAMES)
     assert main(["finetune", str(config_json), "--data", str(data / "circle"), "--out", str(tmp_path / "x")]) == 2
     assert "no class folders" in capsys.readouterr().err
+
+
+def test_a_pretrained_folder_gets_a_new_head_for_new_classes(data, tmp_path):
+    from tests.conftest import write_tiny_folder
+    from vitedge.converters.loading import load_source
+
+    folder = write_tiny_folder(tmp_path / "pretrained")  # labels apple, banana, cherry, date
+    with pytest.raises(UsageError, match="apply to presets and config files"):
+        finetune(str(folder), data, tmp_path / "x", fast_options(), RunSetup(image_size=64))
+    run = finetune(str(folder), data, tmp_path / "tuned", fast_options(epochs=1, head_only=True))
+    assert run.record["start"]["head"] == "new" and run.record["start"]["weights"] == "pretrained"
+    assert run.model.config.id2label == dict(enumerate(CLASS_NAMES)) and run.model.classifier.out_features == 3
+    pretrained = load_source(str(folder)).model.state_dict()
+    for name, tensor in run.model.state_dict().items():
+        if not name.startswith("classifier."):
+            assert torch.equal(tensor, pretrained[name]), name  # the body is the pretrained one, frozen
+    again = finetune(str(tmp_path / "tuned"), data, tmp_path / "again", fast_options(epochs=1))
+    assert again.record["start"]["head"] == "kept" and again.record["start"]["weights"] == "finetuned"
