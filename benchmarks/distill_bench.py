@@ -213,7 +213,8 @@ def report(plan: BenchPlan, rows: list[dict], latency: dict[str, float], command
         "",
         header,
         "",
-        f"Command: `{command}` ({seconds / 60:.0f} minutes in all, training included).",
+        f"Command: `{command}`. This invocation took {seconds / 60:.0f} minutes; stages already in `--work` are reused, "
+        "not rerun (each training stage's own time is in the training table).",
         "",
         f"Data: the built-in shapes dataset ({plan.shapes.num_classes} classes, difficulty {plan.shapes.difficulty}), written "
         f"as ImageFolders: {plan.train_per_class} training and {plan.val_per_class} validation images per class; accuracy on "
