@@ -303,3 +303,15 @@ def test_cli_watch_prints_json_lines_and_stops_cleanly_on_ctrl_c(tiny_artifact, 
     assert Path(second["image"]).name == "new.jpg" and second["predictions"][0]["label"] in TINY_LABELS
     assert Path(third["image"]).name == "broken.png" and "broken.png" in third["error"]
     assert "watching" in err and "2 classified, 1 unreadable" in err and "Traceback" not in err
+
+
+def test_watch_and_camera_modules_import_nothing_heavy():
+    from tests.test_runtime_isolation import BLOCKER
+
+    script = BLOCKER + (
+        "import sys, vitedge.runtime.watch, vitedge.runtime.camera, vitedge.cli\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'jax', 'tensorflow')]\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
