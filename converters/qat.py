@@ -82,7 +82,7 @@ class FakeQuantLinear(nn.Module):
         self.momentum = config.observer_momentum
         self.register_buffer("input_min", torch.zeros(()))
         self.register_buffer("input_max", torch.zeros(()))
-        self.register_buffer("observed", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("observed", torch.zeros(()))  # 0 or 1; float, as DDP broadcasts buffers (gloo: no bool)
 
     def _observe(self, inputs: torch.Tensor) -> None:
         with torch.no_grad():
@@ -90,7 +90,7 @@ class FakeQuantLinear(nn.Module):
             if not bool(self.observed):
                 self.input_min.copy_(low)
                 self.input_max.copy_(high)
-                self.observed.fill_(True)
+                self.observed.fill_(1.0)
             else:
                 self.input_min.lerp_(low, self.momentum)
                 self.input_max.lerp_(high, self.momentum)
