@@ -69,6 +69,9 @@ done
 [[ "$TOLERANCE" =~ ^[0-9]*\.?[0-9]+([eE]-?[0-9]+)?$ ]] || die "--tolerance must be a number, got '$TOLERANCE'"
 [[ "$MIRROR" =~ ^(https?|file):// ]] || die "--mirror must be an http(s):// or file:// URL, got '$MIRROR'"
 [[ -n "$CACHE" ]] || die "--cache must not be empty"
+if [[ "$PYTHON" != /* ]]; then  # the host steps run from other folders
+    if [[ "$PYTHON" == */* ]]; then PYTHON="$PWD/$PYTHON"; else PYTHON="$(command -v "$PYTHON" || echo "$PYTHON")"; fi
+fi
 mkdir_cache() { mkdir -p "$CACHE"; CACHE="$(cd "$CACHE" && pwd)"; }
 
 WORK_REL="work"

@@ -52,3 +52,11 @@ def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path):
 def test_script_passes_shellcheck():
     done = subprocess.run(["shellcheck", str(SCRIPT)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout
+
+
+def test_a_relative_python_is_made_absolute(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "PYTHON": ".venv/bin/python"}
+    done = subprocess.run(["bash", str(SCRIPT), "--dry-run", "--cache", str(tmp_path)], capture_output=True,
+                          text=True, timeout=60, env=env, cwd=SCRIPT.parents[1])
+    assert done.returncode == 0, done.stderr
+    assert f"python:     {SCRIPT.parents[1]}/.venv/bin/python" in done.stdout
