@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vitedge.benchmarks.datasets import ShapesConfig, shapes_arrays, write_image_folder
+from vitedge.benchmarks.datasets import ShapesConfig, shapes_arrays, shapes_class_names, write_image_folder
 from vitedge.benchmarks.latency import interleaved
 from vitedge.benchmarks.results_file import emit, measured_on
 
@@ -148,8 +148,11 @@ def measure(plan: BenchPlan, paths: dict[str, Path]) -> tuple[list[dict], dict[s
     from vitedge.runtime.manifest import read_manifest
 
     torch.set_num_threads(plan.threads)
-    spec = load_source(str(paths["teacher"])).preprocess
-    inputs, labels = shapes_arrays("test", plan.test_per_class, plan.shapes, spec)
+    teacher_source = load_source(str(paths["teacher"]))
+    inputs, shape_labels = shapes_arrays("test", plan.test_per_class, plan.shapes, teacher_source.preprocess)
+    # The models' labels are the ImageFolder's sorted class folders, not the generator's class order.
+    model_index = {name: index for index, name in teacher_source.labels.items()}
+    labels = np.array([model_index[name] for name in shapes_class_names(plan.shapes)])[shape_labels]
     rows: list[dict] = []
     torch_models = {name: load_source(str(paths[name])).model for name in
                     ("teacher", "student", "student-control", "student-qat")}
@@ -265,10 +268,11 @@ def report(plan: BenchPlan, rows: list[dict], latency: dict[str, float], command
         "",
         "Latency: onnxruntime CPU, one session per model, "
         f"{plan.threads} intra-op thread(s), batch 1 and batch 8, the median of {plan.latency_runs} calls each, interleaved round-robin in "
-        "one process (benchmarks/latency.py). `student-onnx-int8-static` is `vitedge convert --precision int8-static` "
-        "(optimized graph: fused attention and LayerNorm ops; onnxruntime's QDQ pass leaves the MatMuls behind the fused "
-        "ops in float); `control-int8-ptq` and `qat-int8` quantize every linear layer on the plain graph. The machine is "
-        "shared with other jobs (see the load average above): compare ratios, not absolute times.",
+        "one process (benchmarks/latency.py). `student-onnx-int8-static` and `-int8-dynamic` are `vitedge convert "
+        "--precision int8-static|int8-dynamic` (the project's post-training recipes; static also quantizes attention's "
+        "activation-by-activation MatMuls); `control-int8-ptq` and `qat-int8` quantize the linear layers' MatMuls only, "
+        "as QAT trains them, on the plain graph. The machine is shared with other jobs (see the load average above): "
+        "compare ratios, not absolute times.",
         "",
     ]
     return "\n".join(lines)
