@@ -132,3 +132,20 @@ def test_budget_needs_int8_and_a_trained_model(tiny_folder, tmp_path):
     with pytest.raises(UsageError, match="needs a trained model"):
         convert("preset:vit-tiny-patch16-224", to="onnx", precision="int8-dynamic", out=tmp_path / "b",
                 options=ExportOptions(max_accuracy_drop=1.0))
+
+
+def test_calibration_reader_serves_chunks_so_memory_stays_bounded():
+    """quantize_static collects activations chunk by chunk (CalibStridedMinMax) through set_range."""
+    from vitedge.converters.calibration import CalibrationSet
+    from vitedge.converters.onnx_quantize import CALIBRATION_CHUNK, _Reader
+
+    inputs = np.arange(6 * 3, dtype=np.float32).reshape(6, 3)
+    reader = _Reader(CalibrationSet(inputs, "test", "0"), "pixel_values")
+    assert len(reader) == 6 and reader.chunk <= CALIBRATION_CHUNK and 6 % reader.chunk == 0
+    seen = []
+    for start in range(0, len(reader), reader.chunk):
+        reader.set_range(start_index=start, end_index=start + reader.chunk)
+        while (item := reader.get_next()) is not None:
+            seen.append(item["pixel_values"])
+    np.testing.assert_array_equal(np.concatenate(seen), inputs)
+    assert _Reader(CalibrationSet(inputs[:5], "test", "0"), "x").chunk in (1, 5)
