@@ -137,6 +137,7 @@ def train_and_save(
     parameters = freeze(model, freeze_layers=options.freeze_layers, head_only=options.head_only)
     qat_config = prepare_qat(model, options.qat) if options.qat is not None else None
     checkpoint_dir = setup.checkpoints(out)
+    load_average = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     result = run_training(model, data.train, data.val, options.loop, objective,
                           checkpoint_dir=checkpoint_dir, resume=setup.resume, on_epoch=setup.on_epoch)
     for parameter in model.parameters():
@@ -152,6 +153,7 @@ def train_and_save(
         **details,
         **parameters,
         "qat": qat_config is not None,
+        "load_average_at_start": load_average,  # timings on a shared machine need it
         "result": {key: value for key, value in result.to_dict().items() if key != "history"},
     }
     written = None
