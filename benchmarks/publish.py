@@ -181,9 +181,10 @@ make bench        # python -m vitedge.benchmarks.publish: ViT-B/16-224 and the q
 make bench-large  # python -m vitedge.benchmarks.publish --only-large: ViT-L/16-384 (other sections are kept)
 ```
 
-Each section below names the exact command, date and thread count it was measured with (this is a shared
-2-vCPU machine where other jobs run: the published sections use `--threads 1`, whose timings are the
-stable ones here; on a quiet machine the default pins all usable CPUs).
+Each section below names the exact command, date and thread count it was measured with. This is a
+2-vCPU development machine that other jobs sometimes share: the ViT-B and quickstart sections were
+timed while it was otherwise quiet, at its 2 threads (the default pins all usable CPUs); on a busy
+machine `--threads 1` gives the steadier numbers.
 [`report.html`](report.html) has the same numbers with plots (accuracy vs latency, size, latency
 distributions); [`results.json`](results.json) is the raw data (`vitedge report results.json -o x.md`).
 
