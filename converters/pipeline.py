@@ -81,6 +81,12 @@ def convert(
     if not isinstance(model, SourceModel):
         stage(f"loading {model}")
     source = model if isinstance(model, SourceModel) else load_source(model, revision=revision, allow_pickle=allow_pickle)
+    if validation_images is None and _learned_int8_ranges(source, fmt, precision, export_options):
+        from vitedge.converters.qat_export import export_int8_matmuls
+
+        stage("int8-static with the activation ranges quantization-aware training learned (vitedge_qat.json)")
+        return export_int8_matmuls(source, out_path, qat=True, validation_samples=validation_samples,
+                                   overwrite=overwrite)
     exporter = load_entry_point(fmt.exporter)
     with atomic_folder(out_path, overwrite=overwrite) as work:
         stage(f"exporting to {fmt.title} {precision}")
@@ -99,6 +105,18 @@ def convert(
         manifest = manifest.with_validation(report)
         manifest.write(work)
     return ConversionResult(out_path, manifest)
+
+
+def _learned_int8_ranges(source: SourceModel, fmt: Format, precision: str, options: ExportOptions) -> bool:
+    """Whether this ONNX int8-static conversion should use the ranges a QAT run left in the folder.
+
+    Only when the user asked for nothing that recipe does not do (a calibration set, a budget, a graph).
+    """
+    from vitedge.converters.qat import QAT_RECORD
+
+    folder = Path(source.info.model)
+    asked = set(options.changed()) - {"precision"}
+    return fmt.name == "onnx" and precision == "int8-static" and not asked and (folder / QAT_RECORD).is_file()
 
 
 def tolerance_for(support: PrecisionSupport, source: SourceModel) -> Tolerance:

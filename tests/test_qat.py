@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
@@ -120,3 +121,27 @@ def test_int8_export_reproduces_the_fake_quantized_model(tmp_path):
     (folder / QAT_RECORD).unlink()
     with pytest.raises(UsageError, match="not trained with --qat"):
         export_int8_matmuls(folder, tmp_path / "no-ranges", qat=True)
+
+
+def test_convert_int8_static_uses_the_learned_ranges_of_a_qat_folder(tmp_path, monkeypatch):
+    """`vitedge convert QAT_FOLDER --to onnx --precision int8-static` goes through the QAT export."""
+    import vitedge.converters.qat_export as qat_export
+    from vitedge.converters import ExportOptions, convert
+
+    model = tiny_model()
+    config = prepare_qat(model, S8S8)
+    ranges = strip_qat(model)
+    folder = save_training_output(model, tmp_path / "qat-model", spec=default_spec(32), processor_config={},
+                                  record={"weights": "finetuned", "qat": True})
+    (folder / QAT_RECORD).write_text(json.dumps(qat_record(config, ranges)))
+    calls = []
+    monkeypatch.setattr(qat_export, "export_int8_matmuls", lambda source, out, **kw: calls.append(kw) or "qat")
+    assert convert(str(folder), to="onnx", precision="int8-static", out=tmp_path / "a") == "qat"
+    assert calls[0]["qat"] is True
+    # a calibration set asked for means post-training quantization, whatever its validation says
+    from vitedge.errors import ValidationFailedError
+
+    with contextlib.suppress(ValidationFailedError):
+        convert(str(folder), to="onnx", precision="int8-static", out=tmp_path / "b", validation_samples=4,
+                options=ExportOptions(calibration_samples=8))
+    assert len(calls) == 1
