@@ -284,6 +284,9 @@ def test_cli_watch_prints_json_lines_and_stops_cleanly_on_ctrl_c(tiny_artifact, 
         [sys.executable, "-m", "vitedge.cli", "predict", str(tiny_artifact), "--watch", str(inbox),
          "--interval", "0.1", "--json", "--top-k", "3", "--existing", "--threads", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # as from a terminal: a runner started in the background (`cmd &` in a script) ignores SIGINT, and
+        # its children inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         first = json.loads(process.stdout.readline())  # blocks until the first image is classified
