@@ -73,7 +73,7 @@ def convert(
     """
     stage = on_stage or (lambda line: None)
     fmt = get_format(to)
-    support = fmt.support(precision)
+    fmt.support(precision)  # an unsupported precision fails here, before the slow part
     out_path = Path(out)
     check_destination(out_path, overwrite=overwrite)  # fail before the slow part
     export_options = ExportOptions(**{**_options_dict(options), "precision": precision})
@@ -94,17 +94,41 @@ def convert(
         manifest = describe(fmt, precision, work, exported, source)
         manifest.write(work)
         stage(f"validating against the torch fp32 model on {validation_samples} inputs")
-        validate = validator_for(fmt)
-        report = validate(work, source, tolerance_for(support, source), samples=validation_samples,
-                          images_dir=validation_images)
-        if not report.passed:
-            raise ValidationFailedError(
-                f"the {fmt.title} {precision} artifact does not match the torch fp32 model: {'; '.join(report.failures)}",
-                hint="nothing was written; report this with the command you ran (vitedge --version)",
-            )
-        manifest = manifest.with_validation(report)
-        manifest.write(work)
+        manifest = validate_into_manifest(
+            fmt, work, manifest, source, samples=validation_samples, images_dir=validation_images,
+            hint="nothing was written; report this with the command you ran (vitedge --version)",
+        )
     return ConversionResult(out_path, manifest)
+
+
+def validate_into_manifest(
+    fmt: Format,
+    work: Path,
+    manifest: Manifest,
+    source: SourceModel,
+    *,
+    samples: int,
+    images_dir: str | os.PathLike | None,
+    hint: str,
+    strict: bool = True,
+) -> Manifest:
+    """Validate the artifact in ``work`` against ``source`` and write the report into its manifest.
+
+    Raises:
+        ValidationFailedError: ``strict`` and the artifact misses the precision's tolerance (``hint``
+            says what to do); the atomic folder around ``work`` then writes nothing.
+    """
+    support = fmt.support(manifest.precision)
+    report = validator_for(fmt)(work, source, tolerance_for(support, source), samples=samples, images_dir=images_dir)
+    if strict and not report.passed:
+        raise ValidationFailedError(
+            f"the {fmt.title} {manifest.precision} artifact does not match the torch fp32 model: "
+            f"{'; '.join(report.failures)}",
+            hint=hint,
+        )
+    manifest = manifest.with_validation(report)
+    manifest.write(work)
+    return manifest
 
 
 def _learned_int8_ranges(source: SourceModel, fmt: Format, precision: str, options: ExportOptions) -> bool:

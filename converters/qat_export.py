@@ -32,10 +32,9 @@ from vitedge.converters.export_types import ExportOptions
 from vitedge.converters.loading import SourceModel, load_source
 from vitedge.converters.onnx_export import export_onnx
 from vitedge.converters.onnx_quantize import Int8Scheme, quantizable_nodes, quantize
-from vitedge.converters.pipeline import ConversionResult, describe, tolerance_for
+from vitedge.converters.pipeline import ConversionResult, describe, validate_into_manifest
 from vitedge.converters.qat import QAT_RECORD, QatConfig, activation_qparams
-from vitedge.converters.validate import validator_for
-from vitedge.errors import ConversionError, UsageError, ValidationFailedError
+from vitedge.errors import ConversionError, UsageError
 from vitedge.formats import get_format
 
 PRECISION = "int8-static"
@@ -139,7 +138,6 @@ def export_int8_matmuls(
         scheme = dataclasses.replace(scheme, signed_activations=config.signed_activations,
                                      reduce_range=config.reduce_range, note="the int8 layout QAT trained with")
     fmt = get_format("onnx")
-    support = fmt.support(PRECISION)
     out_path = Path(out)
     with atomic_folder(out_path, overwrite=overwrite) as work:
         exported = export_onnx(source, work, ExportOptions(precision="fp32", graph="plain"))
@@ -167,13 +165,7 @@ def export_int8_matmuls(
         exported = dataclasses.replace(exported, recipe={**exported.recipe, **recipe}, calibration=calibration_record)
         manifest = describe(fmt, PRECISION, work, exported, source)
         manifest.write(work)
-        report = validator_for(fmt)(work, source, tolerance_for(support, source), samples=validation_samples,
-                                    images_dir=None)
-        if strict and not report.passed:
-            raise ValidationFailedError(
-                f"the ONNX int8 artifact does not match the torch fp32 model: {'; '.join(report.failures)}",
-                hint="nothing was written; train longer with --qat, or keep fp32",
-            )
-        manifest = manifest.with_validation(report)
-        manifest.write(work)
+        manifest = validate_into_manifest(fmt, work, manifest, source, samples=validation_samples, images_dir=None,
+                                          hint="nothing was written; train longer with --qat, or keep fp32",
+                                          strict=strict)
     return ConversionResult(out_path, manifest)
