@@ -132,12 +132,9 @@ def train_models(plan: BenchPlan, work: Path) -> dict[str, Path]:
 
 
 def _onnx_session(folder: Path, threads: int):
-    import onnxruntime
+    from vitedge.benchmarks.latency import ort_session
 
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return onnxruntime.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    return ort_session(folder / "model.onnx", threads)
 
 
 def measure(plan: BenchPlan, paths: dict[str, Path]) -> tuple[list[dict], dict[str, float]]:

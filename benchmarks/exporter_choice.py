@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vitedge.benchmarks.latency import interleaved, ort_session
 from vitedge.benchmarks.results_file import emit, measured_on
 
 
@@ -34,20 +35,8 @@ def _graph_summary(path: Path) -> str:
     return f"{sum(ops.values())} nodes (" + ", ".join(f"{op} {ops[op]}" for op in interesting if ops[op]) + ")"
 
 
-def _session(path: Path, threads: int, profile: bool = False):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    if profile:
-        options.enable_profiling = True
-        options.profile_file_prefix = str(path.with_suffix(""))
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def _ort_runner(path: Path, x: np.ndarray, threads: int):
-    session = _session(path, threads)
+    session = ort_session(path, threads)
     name = session.get_inputs()[0].name
     return lambda: session.run(None, {name: x})
 
@@ -56,7 +45,7 @@ def op_profile(path: Path, x: np.ndarray, threads: int, runs: int = 5) -> dict[s
     """Milliseconds per call spent in each op type (onnxruntime's profiler), most expensive first."""
     import json
 
-    session = _session(path, threads, profile=True)
+    session = ort_session(path, threads, profile_prefix=str(path.with_suffix("")))
     name = session.get_inputs()[0].name
     for _ in range(runs + 1):
         session.run(None, {name: x})
@@ -101,7 +90,6 @@ FP32_OPTIMIZER = "ONNX torchscript, fused Attention + ORT SkipLayerNorm/BiasGelu
 def run(model: str, *, threads: int, runs: int, warmup: int, batch: int, int8: bool = True) -> str:
     import torch
 
-    from vitedge.benchmarks.latency import interleaved
     from vitedge.converters.export_types import ExportOptions
     from vitedge.converters.loading import load_source
     from vitedge.converters.onnx_export import export_onnx

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -46,3 +47,19 @@ def interleaved(
             function()
             seconds[name].append(time.perf_counter() - start)
     return {name: LatencyStats.of(values) for name, values in seconds.items()}
+
+
+def ort_session(path: str | Path, threads: int, *, profile_prefix: str | None = None):
+    """An onnxruntime CPU session pinned to ``threads`` intra-op threads (one inter-op), as benchmarks time it.
+
+    ``profile_prefix``: turn onnxruntime's per-op profiler on, writing there (``session.end_profiling()``).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

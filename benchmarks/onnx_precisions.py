@@ -20,16 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from vitedge.benchmarks.latency import interleaved, ort_session
 from vitedge.benchmarks.results_file import emit, measured_on
 
 
 def _session_runner(path: Path, threads: int):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = ort_session(path, threads)
     name = session.get_inputs()[0].name
     return lambda batch: session.run(["logits"], {name: batch})[0]
 
@@ -57,7 +53,6 @@ def _plain_export_and_quantize_dynamic(source, workdir: Path) -> tuple[Path, Pat
 def run(model: str, *, trained: bool, threads: int, runs: int, warmup: int, batch_sizes: list[int], samples: int) -> str:
     import torch
 
-    from vitedge.benchmarks.latency import interleaved
     from vitedge.benchmarks.metrics import row_cosines, top1_agreement
     from vitedge.converters import convert, load_source
     from vitedge.converters.validate import torch_outputs, validation_inputs
