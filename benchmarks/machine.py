@@ -7,6 +7,8 @@ import os
 import platform
 from pathlib import Path
 
+from vitedge.runtime.cpu_features import usable_cpus
+
 INTERESTING_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "f16c", "fma", "asimddp", "i8mm", "asimdhp")
 
 
@@ -22,14 +24,6 @@ def _cpuinfo() -> dict[str, str]:
 
 DEFAULT_PACKAGES = ("numpy", "pillow", "onnxruntime", "ai-edge-litert", "tflite-runtime", "coremltools", "torch",
                     "transformers", "litert-torch")
-
-
-def _usable_cpus() -> int | None:
-    """CPUs this process may run on (its affinity mask; all of them where that is unknown)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count()
 
 
 def machine_info(packages: tuple[str, ...] = DEFAULT_PACKAGES) -> dict:
@@ -50,7 +44,7 @@ def machine_info(packages: tuple[str, ...] = DEFAULT_PACKAGES) -> dict:
         "board": cpu.get("Model"),  # e.g. "Raspberry Pi 5 Model B Rev 1.0"; None on PCs
         "machine": platform.machine(),
         "logical_cpus": os.cpu_count(),
-        "usable_cpus": _usable_cpus(),
+        "usable_cpus": usable_cpus(),
         "instruction_sets": sorted(flag for flag in INTERESTING_FLAGS if flag in flags),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),

@@ -1,15 +1,18 @@
 """Write an artifact folder atomically: build it in a hidden sibling folder, rename it into place.
 
 A failed or interrupted conversion leaves no half artifact that looks whole: until the final
-rename the output only exists as ``.NAME.partial-XXXX`` next to where it will go, and that
-folder is removed on any error (including Ctrl-C).
+rename the output only exists as ``.NAME.partial-HOST-PID-XXXX`` next to where it will go, and that
+folder is removed on any error (including Ctrl-C). A process killed outright (the OOM killer, SIGKILL)
+cannot clean up: the next conversion to the same place removes the folders of this host's dead processes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +41,8 @@ def atomic_folder(out: Path, *, overwrite: bool) -> Iterator[Path]:
     """Yield a fresh work folder; on success it replaces ``out``, on any error it is deleted."""
     check_destination(out, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    remove_stale(out)
+    work = Path(tempfile.mkdtemp(prefix=_prefix(out, "partial"), dir=out.parent))
     try:
         yield work
         _replace(work, out, overwrite=overwrite)
@@ -53,7 +57,38 @@ def _replace(work: Path, out: Path, *, overwrite: bool) -> None:
         os.rename(work, out)
         return
     check_destination(out, overwrite=overwrite)
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    old = Path(tempfile.mkdtemp(prefix=_prefix(out, "old"), dir=out.parent))
     os.rename(out, old / "artifact")
     os.rename(work, out)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _prefix(out: Path, kind: str, pid: int | None = None) -> str:
+    return f".{out.name}.{kind}-{socket.gethostname()}-{os.getpid() if pid is None else pid}-"
+
+
+def remove_stale(out: Path) -> list[Path]:
+    """Remove the work folders next to ``out`` left by processes of this host that no longer run.
+
+    Only this host's folders are touched (the parent may be a network share), and only those whose
+    process is gone: a conversion running elsewhere on this machine keeps its folder.
+    """
+    removed = []
+    for kind in ("partial", "old"):
+        mine = f".{out.name}.{kind}-{socket.gethostname()}-"
+        for folder in out.parent.glob(f"{glob.escape(mine)}*"):
+            pid = folder.name[len(mine):].partition("-")[0]
+            if folder.is_dir() and pid.isdigit() and not _running(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True

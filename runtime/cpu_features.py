@@ -8,6 +8,7 @@ activations with "reduce range" weights to avoid overflow, and may not beat fp32
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass
 from functools import lru_cache
@@ -53,3 +54,11 @@ def cpu_features() -> CpuFeatures:
                 flags.update(value.split())
                 break
     return CpuFeatures(machine=platform.machine().lower(), flags=frozenset(flags))
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask (a container's or taskset's limit), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import numpy as np
@@ -150,6 +151,31 @@ def test_a_failed_or_interrupted_conversion_leaves_nothing(tiny_folder, tmp_path
     with pytest.raises(type(failure)):
         convert(str(tiny_folder), to="onnx", out=tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_work_folders_of_killed_conversions_are_removed_by_the_next_one(tmp_path):
+    """A SIGKILLed conversion (OOM) cannot clean up; the next one to the same place does, sparing live ones."""
+    from vitedge.converters.atomic import _prefix, atomic_folder
+
+    out = tmp_path / "vit-int8"
+    dead = _finished_pid()
+    stale = [tmp_path / f"{_prefix(out, kind, dead)}abcd" for kind in ("partial", "old")]
+    live = tmp_path / f"{_prefix(out, 'partial', os.getppid())}efgh"  # our parent runs
+    elsewhere = tmp_path / f".{out.name}.partial-otherhost-{dead}-ijkl"  # maybe a live job on a shared disk
+    other = tmp_path / f".{out.name}2.partial-{dead}"  # another artifact's folder
+    for folder in (*stale, live, elsewhere, other):
+        folder.mkdir()
+    with atomic_folder(out, overwrite=False) as work:
+        (work / "manifest.json").write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, live.name, elsewhere.name, other.name])
+
+
+def _finished_pid() -> int:
+    import subprocess
+
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
 
 
 def test_a_conversion_that_misses_tolerance_fails_clearly_and_writes_nothing(tiny_folder, tmp_path, monkeypatch):

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from vitedge.errors import ArtifactError, BackendUnavailableError, UsageError
+from vitedge.runtime.cpu_features import usable_cpus
 from vitedge.runtime.manifest import Manifest
 
 SIGNATURE = "serving_default"
@@ -82,10 +83,7 @@ def find_runtime() -> InterpreterRuntime:
 
 def default_threads() -> int:
     """All CPUs this process may use (onnxruntime's default too); LiteRT's own default is one thread."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    return usable_cpus()
 
 
 class TFLiteBackend:
