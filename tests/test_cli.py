@@ -99,7 +99,8 @@ def test_formats_lists_the_registry(capsys):
         (["predict", "no/such/artifact", "x.jpg"], "no such artifact folder"),
         (["convert", "preset:vit-tiny-patch16-224", "--to", "onxx", "--out", "x"], "did you mean 'onnx'"),
         (["convert", "preset:vit-tiny-patch16-224", "--to", "onnx", "--precision", "int3", "--out", "x"], "unknown precision"),
-        (["predict"], "the following arguments are required"),
+        (["predict"], "the following arguments are required: artifact;"),  # images may give way to --watch
+        (["embed"], "the following arguments are required: artifact, images, --out;"),
         (["frobnicate"], "invalid choice"),
     ],
 )

@@ -34,7 +34,16 @@ class _Parser(argparse.ArgumentParser):
     _parsing_intermixed = False
 
     def error(self, message: str):  # noqa: D102 - argparse API
-        raise UsageError(f"{self.prog}: {message}", hint=f"see {self.prog} --help")
+        raise UsageError(f"{self.prog}: {self._without_optional_positionals(message)}", hint=f"see {self.prog} --help")
+
+    def _without_optional_positionals(self, message: str) -> str:
+        # Intermixed parsing calls every positional required (`predict` alone: "artifact, images"),
+        # although images may be left out for --watch.
+        required = "the following arguments are required: "
+        if not message.startswith(required):
+            return message
+        optional = {a.dest for a in self._actions if not a.option_strings and a.nargs in ("*", "?")}
+        return required + ", ".join(name for name in message[len(required):].split(", ") if name not in optional)
 
     def parse_known_args(self, args=None, namespace=None):  # noqa: D102 - argparse API
         # An nargs="*" positional is otherwise taken (empty) at its first chance: `predict ART --top-k 3 a.jpg`
