@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 
 import numpy as np
 
@@ -33,8 +34,18 @@ def by_model(runs: Sequence[BenchRun]) -> dict[str, list[Entry]]:
     groups: dict[str, list[Entry]] = {}
     for device, run in enumerate(runs):
         for row in run.results:
-            groups.setdefault(run.title or row.model or "unknown model", []).append(Entry(device, run, row))
+            groups.setdefault(run.title or short_model_name(row.model), []).append(Entry(device, run, row))
     return groups
+
+
+def short_model_name(model: str | None) -> str:
+    """A heading for a model: a hub id or preset as it is; a local path by its last two folders."""
+    if not model:
+        return "unknown model"
+    parts = PurePath(model).parts
+    if model.startswith(("/", ".", "~")) or len(parts) > 2:
+        return "/".join(parts[-2:]) if len(parts) > 1 else model
+    return model
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from html import escape
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
+TITLE_CHAR_WIDTH = 8.2  # px per character of the 14px bold title, generous for system-ui fonts
 
 
 def color(index: int) -> str:
@@ -174,8 +175,16 @@ class Chart:
         scale = " (log scale)" if self.x_axis.log else ""
         parts.append(f'<text x="{self.left + self.plot_width / 2:.1f}" y="{self.height - 10}" font-size="12" '
                      f'text-anchor="middle">{escape(self.x_axis.label + scale)}</text>')
-        parts.append(f'<text x="8" y="16" font-size="14" font-weight="bold">{escape(self.title)}</text>')
+        parts.append(f'<text x="8" y="16" font-size="14" font-weight="bold">{escape(self._fitted_title())}</text>')
         return parts
+
+    def _fitted_title(self) -> str:
+        """The title, cut in the middle with an ellipsis where it would run off the chart (the tooltip has it all)."""
+        room = int((self.width - 16) / TITLE_CHAR_WIDTH)
+        if len(self.title) <= room:
+            return self.title
+        head = (room - 1) // 2
+        return f"{self.title[:head]}\u2026{self.title[len(self.title) - (room - 1 - head):]}"
 
     def render(self) -> str:
         body = "".join(self._axes() + self.marks)

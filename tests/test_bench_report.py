@@ -112,3 +112,22 @@ def test_html_renders_in_a_headless_browser(tmp_path):
     pixels = np.asarray(image)
     blue = ((pixels[..., 2] > 150) & (pixels[..., 0] < 80)).sum()
     assert blue > 500, "the plots' coloured marks are on the page"
+
+
+def test_a_model_given_by_path_is_headed_by_its_last_folders_and_long_titles_fit_the_chart():
+    import dataclasses
+    import re
+
+    from vitedge.benchmarks.plots import short_model_name
+
+    assert short_model_name("/home/ana/experiments/2026/run-17/checkpoint") == "run-17/checkpoint"
+    assert short_model_name("google/vit-base-patch16-224") == "google/vit-base-patch16-224"  # a hub id stays whole
+    assert short_model_name("preset:vit-tiny-patch16-224") == "preset:vit-tiny-patch16-224"
+    deep = "/home/ana/experiments/2026/a-rather-long-folder-name-for-a-fine-tuned-checkpoint/checkpoint-best"
+    run = make_run("laptop")
+    run = dataclasses.replace(run, results=tuple(dataclasses.replace(row, model=deep) for row in run.results))
+    page = html_report([run])
+    assert f"<h2>{short_model_name(deep)}</h2>" in page and "<h2>/home/ana" not in page
+    drawn = re.findall(r'font-weight="bold">([^<]*)</text>', page)
+    assert drawn and all(len(title) * 8.2 <= 600 - 16 for title in drawn), drawn
+    assert any("\u2026" in title for title in drawn) and "latency distribution, batch 8" in page  # the tooltip keeps it
