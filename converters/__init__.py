@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import importlib
 
+from vitedge.converters import import_noise
+
+import_noise.install()
+
 _PUBLIC = {
     "convert": "vitedge.converters.pipeline",
     "ConversionResult": "vitedge.converters.pipeline",

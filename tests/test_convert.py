@@ -299,3 +299,22 @@ def test_random_init_tolerance_skips_top1_and_doubles_the_cosine_error():
     assert random.min_top1_agreement is None
     assert random.min_logits_cosine == pytest.approx(1 - 2 * (1 - support.tolerance.min_logits_cosine))
     assert random.min_logits_cosine < trained.min_logits_cosine
+
+
+def test_torchao_import_noise_is_dropped_and_other_warnings_still_show():
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("torchao") is None:
+        pytest.skip("torchao is not installed: it has no noise to drop")
+    probe = ("import logging, sys\n"
+             "{setup}\n"
+             "import torchao\n"
+             "logging.getLogger('torchao').warning('Failed to load x.so (from the probe)')\n"
+             "logging.getLogger('torchao').warning('a real torchao warning')\n")
+    plain, quiet = (subprocess.run([sys.executable, "-c", probe.format(setup=setup)], capture_output=True, text=True,
+                                   check=True).stderr
+                    for setup in ("", "import vitedge.converters"))
+    assert "Failed to load" in plain and "a real torchao warning" in plain  # the probe does print the noise
+    assert "Failed to load" not in quiet and "a real torchao warning" in quiet
