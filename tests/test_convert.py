@@ -318,3 +318,17 @@ def test_torchao_import_noise_is_dropped_and_other_warnings_still_show():
                     for setup in ("", "import vitedge.converters"))
     assert "Failed to load" in plain and "a real torchao warning" in plain  # the probe does print the noise
     assert "Failed to load" not in quiet and "a real torchao warning" in quiet
+
+
+def test_the_backbone_loss_warning_of_core_ml_tracing_is_dropped_and_others_are_not():
+    import logging
+
+    import vitedge.converters  # noqa: F401 - installs the filters
+
+    logger = logging.getLogger("transformers.modeling_utils")
+
+    def shown(message: str) -> bool:
+        return bool(logger.filter(logger.makeRecord(logger.name, logging.WARNING, __file__, 0, message, (), None)))
+
+    assert not shown("`loss_type=None` was set in the config but it is unrecognized. Using the default loss: `ForCausalLMLoss`.")
+    assert shown("`loss_type=ForMadeUpTask` was set in the config but it is unrecognized.")  # a user's real mistake
