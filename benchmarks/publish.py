@@ -182,9 +182,11 @@ make bench-large  # python -m vitedge.benchmarks.publish --only-large: ViT-L/16-
 ```
 
 Each section below names the exact command, date and thread count it was measured with. This is a
-2-vCPU development machine that other jobs sometimes share: the ViT-B and quickstart sections were
-timed while it was otherwise quiet, at its 2 threads (the default pins all usable CPUs); on a busy
-machine `--threads 1` gives the steadier numbers.
+2-vCPU development machine that other jobs sometimes share: every section was timed while it was
+otherwise quiet, at its 2 threads (the default pins all usable CPUs); on a busy machine
+`--threads 1` gives the steadier numbers. Converting ViT-L/16-384 to all 16 artifacts takes hours
+here (calibrated int8 and Core ML's k-means palettization the longest, 15-20 minutes each); the
+artifacts are reused from `.bench-work/` when the command is run again.
 [`report.html`](report.html) has the same numbers with plots (accuracy vs latency, size, latency
 distributions); [`results.json`](results.json) is the raw data (`vitedge report results.json -o x.md`).
 
