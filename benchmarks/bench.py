@@ -33,6 +33,7 @@ from vitedge.benchmarks.results import BatchLatency, BenchResult, BenchRun, Benc
 from vitedge.benchmarks.runner import WorkerJob, WorkerOutcome, run_worker
 from vitedge.benchmarks.targets import TORCH_PREFIX, is_torch_spec, reference_spec
 from vitedge.errors import VitedgeError
+from vitedge.runtime.cpu_features import usable_cpus
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class BenchTarget:
 
 def default_threads() -> int:
     """The CPUs this process may use: what ``--threads`` pins when not given."""
-    return machine_info(packages=())["usable_cpus"] or 1
+    return usable_cpus()
 
 
 def _manifest_fields(target: BenchTarget) -> tuple[dict[str, Any], str | None, str | None]:

@@ -63,8 +63,13 @@ def _replace(work: Path, out: Path, *, overwrite: bool) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _host_prefix(out: Path, kind: str) -> str:
+    """What every ``kind`` ("partial", "old") work folder of ``out`` made on this host starts with."""
+    return f".{out.name}.{kind}-{socket.gethostname()}-"
+
+
 def _prefix(out: Path, kind: str, pid: int | None = None) -> str:
-    return f".{out.name}.{kind}-{socket.gethostname()}-{os.getpid() if pid is None else pid}-"
+    return f"{_host_prefix(out, kind)}{os.getpid() if pid is None else pid}-"
 
 
 def remove_stale(out: Path) -> list[Path]:
@@ -75,7 +80,7 @@ def remove_stale(out: Path) -> list[Path]:
     """
     removed = []
     for kind in ("partial", "old"):
-        mine = f".{out.name}.{kind}-{socket.gethostname()}-"
+        mine = _host_prefix(out, kind)
         for folder in out.parent.glob(f"{glob.escape(mine)}*"):
             pid = folder.name[len(mine):].partition("-")[0]
             if folder.is_dir() and pid.isdigit() and not _running(int(pid)):
