@@ -28,18 +28,18 @@ lint: setup
 
 # The published results (benchmarks/results/): every format and precision in the registry, plus peers.
 bench: setup
-	$(VENV)/bin/python -m vitedge.benchmarks.publish --out benchmarks/results
+	$(VENV)/bin/python -m vitedge.benchmarks.studies.publish --out benchmarks/results
 
 # ViT-L/16-384 too (several GB of memory, an hour or more on a small machine); other sections are kept.
 bench-large: setup
-	$(VENV)/bin/python -m vitedge.benchmarks.publish --out benchmarks/results --only-large
+	$(VENV)/bin/python -m vitedge.benchmarks.studies.publish --out benchmarks/results --only-large
 
 bench-exporters: setup
-	$(VENV)/bin/python -m vitedge.benchmarks.exporter_choice --out benchmarks/results/onnx_exporter.md
+	$(VENV)/bin/python -m vitedge.benchmarks.studies.exporter_choice --out benchmarks/results/onnx_exporter.md
 
 # Fine-tune a ViT-Small-size teacher, distill it into a ViT-Tiny-size student, quantize (PTQ and QAT); ~30-40 min on 2 cores.
 bench-distill: setup
-	$(VENV)/bin/python -m vitedge.benchmarks.distill_bench --out benchmarks/results/distillation.md
+	$(VENV)/bin/python -m vitedge.benchmarks.studies.distill_bench --out benchmarks/results/distillation.md
 
 # Raspberry Pi OS (Debian bookworm arm64) under qemu: install the wheel there, compare predictions with this
 # machine's. Needs root; the root file system is cached in .pi-check/ (see scripts/pi_check.sh --help).

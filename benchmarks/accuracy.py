@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from vitedge.benchmarks.bench_data import BenchData
-from vitedge.benchmarks.metrics import row_cosines, top1_agreement, topk_accuracy
 from vitedge.benchmarks.results import AccuracyStats
+from vitedge.metrics import row_cosines, top1_agreement, topk_accuracy
 
 
 @dataclass(frozen=True)

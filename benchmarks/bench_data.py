@@ -12,13 +12,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from vitedge.benchmarks.datasets import (
+from vitedge.benchmarks.results import DataInfo
+from vitedge.data.shapes import (
     ShapesConfig,
     read_image_folder,
     shapes_class_names,
     write_image_folder,
 )
-from vitedge.benchmarks.results import DataInfo
 from vitedge.errors import UsageError
 
 BUILTIN = "builtin"

@@ -23,13 +23,13 @@ _PUBLIC = {
     "load_source": "vitedge.converters.loading",
     "PRESETS": "vitedge.converters.presets",
     "get_preset": "vitedge.converters.presets",
-    "finetune": "vitedge.converters.finetune",
-    "distill": "vitedge.converters.distill",
-    "DistillConfig": "vitedge.converters.distill",
-    "TrainingOptions": "vitedge.converters.training_run",
-    "RunSetup": "vitedge.converters.training_run",
-    "QatConfig": "vitedge.converters.qat",
-    "export_int8_matmuls": "vitedge.converters.qat_export",
+    "finetune": "vitedge.converters.training.finetune",
+    "distill": "vitedge.converters.training.distill",
+    "DistillConfig": "vitedge.converters.training.distill",
+    "TrainingOptions": "vitedge.converters.training.run",
+    "RunSetup": "vitedge.converters.training.run",
+    "QatConfig": "vitedge.converters.training.qat",
+    "export_int8_matmuls": "vitedge.converters.training.qat_export",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vitedge.benchmarks.datasets import ShapesConfig, shapes_samples
+from vitedge.data.shapes import ShapesConfig, shapes_samples
 from vitedge.errors import ImageLoadError, UsageError
 from vitedge.runtime.images import expand_image_paths, load_rgb
 from vitedge.runtime.preprocess import preprocess_batch

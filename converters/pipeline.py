@@ -82,7 +82,7 @@ def convert(
         stage(f"loading {model}")
     source = model if isinstance(model, SourceModel) else load_source(model, revision=revision, allow_pickle=allow_pickle)
     if validation_images is None and _learned_int8_ranges(source, fmt, precision, export_options):
-        from vitedge.converters.qat_export import export_int8_matmuls
+        from vitedge.converters.training.qat_export import export_int8_matmuls
 
         stage("int8-static with the activation ranges quantization-aware training learned (vitedge_qat.json)")
         return export_int8_matmuls(source, out_path, qat=True, validation_samples=validation_samples,
@@ -136,7 +136,7 @@ def _learned_int8_ranges(source: SourceModel, fmt: Format, precision: str, optio
 
     Only when the user asked for nothing that recipe does not do (a calibration set, a budget, a graph).
     """
-    from vitedge.converters.qat import QAT_RECORD
+    from vitedge.converters.training.qat import QAT_RECORD
 
     folder = Path(source.info.model)
     asked = set(options.changed()) - {"precision"}

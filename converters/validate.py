@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vitedge.benchmarks.datasets import ShapesConfig, shapes_samples
-from vitedge.benchmarks.metrics import max_abs_diff, row_cosines, top1_agreement
 from vitedge.converters.loading import SourceModel
+from vitedge.data.shapes import ShapesConfig, shapes_samples
 from vitedge.formats import Format, Tolerance, load_entry_point
+from vitedge.metrics import max_abs_diff, row_cosines, top1_agreement
 from vitedge.runtime.classifier import Classifier
 from vitedge.runtime.images import expand_image_paths, load_rgb
 from vitedge.runtime.manifest import ValidationReport

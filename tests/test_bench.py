@@ -14,13 +14,13 @@ from tests.conftest import TINY_LABELS, write_tiny_folder
 from vitedge.benchmarks import bench as bench_module
 from vitedge.benchmarks.bench import BenchTarget, run_bench
 from vitedge.benchmarks.bench_data import folder_data
-from vitedge.benchmarks.datasets import ShapesConfig, shapes_samples
-from vitedge.benchmarks.metrics import row_cosines, top1_agreement, topk_accuracy
 from vitedge.benchmarks.plots import pareto_front
 from vitedge.benchmarks.results import BenchSettings, load_runs, merge_runs, save_runs
 from vitedge.benchmarks.runner import WorkerJob, _crash_message, run_worker
+from vitedge.data.shapes import ShapesConfig, shapes_samples
 from vitedge.errors import UsageError
 from vitedge.formats import FORMATS
+from vitedge.metrics import row_cosines, top1_agreement, topk_accuracy
 from vitedge.runtime import Classifier
 from vitedge.runtime.images import load_rgb
 from vitedge.runtime.preprocess import preprocess

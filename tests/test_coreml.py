@@ -19,13 +19,13 @@ from tests.conftest import TINY_LABELS, write_tiny_folder
 from vitedge._version import __version__
 from vitedge.cli import main
 from vitedge.converters import ExportOptions, convert, load_source
-from vitedge.converters.coreml_checks import package_problems
-from vitedge.converters.coreml_compat import TARGETS
-from vitedge.converters.coreml_compress import RECIPES
-from vitedge.converters.coreml_export import CLASS_LABEL, CLASS_PROBS, coreml_module
-from vitedge.converters.coreml_image import ImageInputPlan
-from vitedge.converters.coreml_inspect import read_package
-from vitedge.converters.coreml_simulate import load_package_weights
+from vitedge.converters.coreml.checks import package_problems
+from vitedge.converters.coreml.compat import TARGETS
+from vitedge.converters.coreml.export import CLASS_LABEL, CLASS_PROBS, coreml_module
+from vitedge.converters.coreml.image import ImageInputPlan
+from vitedge.converters.coreml.mlpackage import read_package
+from vitedge.converters.coreml.quantize import RECIPES
+from vitedge.converters.coreml.simulate import load_package_weights
 from vitedge.errors import BackendUnavailableError, ConversionError, UsageError
 from vitedge.formats import FORMATS
 from vitedge.runtime import Classifier
@@ -285,7 +285,7 @@ def test_backend_feeds_core_ml_per_image_and_stacks_outputs(coreml_artifact, ima
 @needs_macos
 @pytest.mark.parametrize("compute_units", ["CPU_ONLY", "ALL"])
 def test_core_ml_runs_the_package_on_macos(coreml_artifact, tiny_folder, compute_units):
-    from vitedge.converters.coreml_validate import validate_coreml
+    from vitedge.converters.coreml.validate import validate_coreml
     from vitedge.runtime.backends.coreml import CoreMLBackend
 
     folder = coreml_artifact("fp16")

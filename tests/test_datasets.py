@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vitedge.benchmarks.datasets import (
+from vitedge.data.shapes import (
     SHAPE_CLASSES,
     ShapesConfig,
     generate_image,

@@ -11,7 +11,7 @@ from torch.nn import functional
 from tests.conftest import write_tiny_folder
 from tests.training_helpers import CLASS_NAMES, fast_options, write_data, write_tiny_config
 from vitedge.cli import main
-from vitedge.converters.distill import (
+from vitedge.converters.training.distill import (
     DistillConfig,
     distill,
     hard_distillation_loss,
@@ -19,8 +19,8 @@ from vitedge.converters.distill import (
     soft_distillation_loss,
     teacher_logits,
 )
-from vitedge.converters.finetune import finetune
-from vitedge.converters.imagefolder_data import load_training_data
+from vitedge.converters.training.finetune import finetune
+from vitedge.data.imagefolder import load_training_data
 from vitedge.errors import UsageError
 from vitedge.runtime.preprocess_spec import PreprocessSpec
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.training_helpers import fast_options, write_data, write_tiny_config
-from vitedge.converters.finetune import finetune
+from vitedge.converters.training.finetune import finetune
 
 
 @pytest.mark.slow

@@ -11,10 +11,10 @@ import torch
 
 from tests.training_helpers import CLASS_NAMES, fast_options, write_data, write_tiny_config
 from vitedge.cli import main
-from vitedge.converters.finetune import finetune
-from vitedge.converters.imagefolder_data import load_training_data, stratified_split
-from vitedge.converters.training_models import build_starting_model
-from vitedge.converters.training_run import RunSetup
+from vitedge.converters.training.finetune import finetune
+from vitedge.converters.training.models import build_starting_model
+from vitedge.converters.training.run import RunSetup
+from vitedge.data.imagefolder import load_training_data, stratified_split
 from vitedge.errors import UsageError
 from vitedge.runtime.images import load_rgb
 from vitedge.runtime.preprocess import preprocess_batch

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vitedge.runtime.golden import IMAGE_CASES, write_golden
+from tests.golden_vectors import IMAGE_CASES, write_golden
 from vitedge.runtime.manifest import Manifest
 
 GOLDEN = Path(__file__).resolve().parents[1] / "demo_golden"
@@ -36,13 +36,13 @@ def test_committed_golden_vectors_match_a_fresh_run_of_the_runtime(tmp_path):
     write_golden(tmp_path)
     committed = sorted(p.relative_to(GOLDEN).as_posix() for p in GOLDEN.rglob("*") if p.is_file() and p.name != "README.md")
     fresh = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
-    assert committed == fresh, "regenerate: python -m vitedge.runtime.golden demo_golden"
+    assert committed == fresh, "regenerate: python -m tests.golden_vectors demo_golden"
     for name in fresh:
         if name.endswith(".json"):
             _same_json(json.loads((tmp_path / name).read_text("utf-8")), json.loads((GOLDEN / name).read_text("utf-8")), name)
         else:
             assert (tmp_path / name).read_bytes() == (GOLDEN / name).read_bytes(), (
-                f"{name} drifted from the runtime; regenerate: python -m vitedge.runtime.golden demo_golden"
+                f"{name} drifted from the runtime; regenerate: python -m tests.golden_vectors demo_golden"
             )
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from tests.conftest import DATA
 from vitedge.converters import ExportOptions, convert
-from vitedge.converters.onnx_budget import fit_budget
-from vitedge.converters.onnx_quantize import Int8Scheme
+from vitedge.converters.onnx.budget import fit_budget
+from vitedge.converters.onnx.quantize import Int8Scheme
 from vitedge.errors import UsageError
 from vitedge.formats import FORMATS
 from vitedge.runtime import Classifier
@@ -92,7 +92,7 @@ def test_int8_scheme_follows_the_cpu():
 
 def test_budget_search_keeps_the_fewest_sensitive_nodes_in_float(monkeypatch):
     """A fake model whose drop is 4 points per quantized sensitive node (n1..n3) and 0 for the rest."""
-    import vitedge.converters.onnx_budget as budget
+    import vitedge.converters.onnx.budget as budget
 
     ranked = [("n1", 0.9), ("n2", 0.8), ("n3", 0.7), ("n4", 0.1), ("n5", 0.05)]
     state = {}
@@ -137,7 +137,7 @@ def test_budget_needs_int8_and_a_trained_model(tiny_folder, tmp_path):
 def test_calibration_reader_serves_chunks_so_memory_stays_bounded():
     """quantize_static collects activations chunk by chunk (CalibStridedMinMax) through set_range."""
     from vitedge.converters.calibration import CalibrationSet
-    from vitedge.converters.onnx_quantize import CALIBRATION_CHUNK, _Reader
+    from vitedge.converters.onnx.quantize import CALIBRATION_CHUNK, _Reader
 
     inputs = np.arange(6 * 3, dtype=np.float32).reshape(6, 3)
     reader = _Reader(CalibrationSet(inputs, "test", "0"), "pixel_values")

@@ -14,7 +14,8 @@ from transformers import ViTConfig, ViTForImageClassification
 from tests.training_helpers import CLASS_NAMES
 from vitedge.converters.calibration import load_calibration
 from vitedge.converters.hf_preprocess import default_spec
-from vitedge.converters.qat import (
+from vitedge.converters.training.output import save_training_output
+from vitedge.converters.training.qat import (
     QAT_RECORD,
     FakeQuantLinear,
     QatConfig,
@@ -23,8 +24,7 @@ from vitedge.converters.qat import (
     qat_record,
     strip_qat,
 )
-from vitedge.converters.qat_export import export_int8_matmuls
-from vitedge.converters.training_output import save_training_output
+from vitedge.converters.training.qat_export import export_int8_matmuls
 from vitedge.errors import UsageError
 
 S8S8 = QatConfig(signed_activations=True, reduce_range=False)
@@ -125,7 +125,7 @@ def test_int8_export_reproduces_the_fake_quantized_model(tmp_path):
 
 def test_convert_int8_static_uses_the_learned_ranges_of_a_qat_folder(tmp_path, monkeypatch):
     """`vitedge convert QAT_FOLDER --to onnx --precision int8-static` goes through the QAT export."""
-    import vitedge.converters.qat_export as qat_export
+    import vitedge.converters.training.qat_export as qat_export
     from vitedge.converters import ExportOptions, convert
 
     model = tiny_model()

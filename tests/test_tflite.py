@@ -22,7 +22,7 @@ from PIL import Image
 from tests.conftest import DATA
 from tests.test_runtime_isolation import BLOCKER
 from vitedge.converters.export_types import ExportOptions
-from vitedge.converters.tflite_quantize import CHOSEN, RECIPES
+from vitedge.converters.tflite.quantize import CHOSEN, RECIPES
 from vitedge.errors import BackendUnavailableError, UsageError
 from vitedge.formats import FORMATS
 from vitedge.runtime import Classifier

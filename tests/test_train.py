@@ -9,8 +9,7 @@ import pytest
 import torch
 from transformers import ViTConfig, ViTForImageClassification
 
-from vitedge.benchmarks.datasets import ShapesConfig, shapes_arrays, shapes_class_names
-from vitedge.converters.quickstart_recipe import (
+from vitedge.converters.training.quickstart_recipe import (
     QUICKSTART_COUNTS,
     QUICKSTART_SHAPES,
     SplitCounts,
@@ -18,7 +17,7 @@ from vitedge.converters.quickstart_recipe import (
     quickstart_preprocess_spec,
     quickstart_vit_config,
 )
-from vitedge.converters.train import (
+from vitedge.converters.training.recipe import (
     EpochStats,
     TrainConfig,
     _augment,
@@ -26,6 +25,7 @@ from vitedge.converters.train import (
     evaluate_accuracy,
     train_classifier,
 )
+from vitedge.data.shapes import ShapesConfig, shapes_arrays, shapes_class_names
 from vitedge.errors import UsageError
 from vitedge.runtime.preprocess_spec import PreprocessSpec
 

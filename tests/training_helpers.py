@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vitedge.benchmarks.datasets import ShapesConfig, write_image_folder
+from vitedge.data.shapes import ShapesConfig, write_image_folder
 
 EASY = ShapesConfig(num_classes=3, difficulty=0.0, min_size=32, max_size=40)
 CLASS_NAMES = ("circle", "square", "triangle")  # sorted folder names of EASY
@@ -27,9 +27,9 @@ def write_tiny_config(path: Path, *, hidden: int = 32, layers: int = 2, image_si
 
 def fast_options(*, epochs: int = 2, learning_rate: float = 2e-3, **changes):
     """Training options for tests: small batches, one thread, no progress bar."""
-    from vitedge.converters.train import TrainConfig
-    from vitedge.converters.training_loop import LoopConfig
-    from vitedge.converters.training_run import TrainingOptions
+    from vitedge.converters.training.loop import LoopConfig
+    from vitedge.converters.training.recipe import TrainConfig
+    from vitedge.converters.training.run import TrainingOptions
 
     loop_fields = {key: changes.pop(key) for key in ("accumulation_steps", "amp", "gradient_checkpointing", "patience")
                    if key in changes}

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vitedge._version import __version__
-from vitedge.converters.coreml_compat import TARGETS as COREML_TARGETS
+from vitedge.converters.coreml.compat import TARGETS as COREML_TARGETS
 from vitedge.converters.export_types import CALIBRATION_METHODS, INPUT_LAYOUTS, INPUT_TYPES
 from vitedge.errors import UsageError, VitedgeError
 from vitedge.formats import FORMATS, PRECISIONS
@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     camera.add_argument("--json", action="store_true", help="one JSON object per frame and line (JSON Lines)")
     _add_runtime_options(camera)
 
-    from vitedge.converters.training_cli import add_training_commands  # finetune, distill (torch-free import)
+    from vitedge.converters.training.cli import add_training_commands  # finetune, distill (torch-free import)
 
     add_training_commands(commands)
     return parser
@@ -467,7 +467,7 @@ COMMANDS = {
 
 
 def _training_cli():
-    from vitedge.converters import training_cli
+    from vitedge.converters.training import cli as training_cli
 
     return training_cli
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vitedge.benchmarks.datasets import read_image_folder, write_image_folder
-from vitedge.benchmarks.metrics import topk_accuracy
+from vitedge.data.shapes import read_image_folder, write_image_folder
+from vitedge.metrics import topk_accuracy
 
 SAMPLE_IMAGES = 6
 
@@ -72,7 +72,7 @@ def run_quickstart(
         echo: Where progress lines go.
     """
     from vitedge.converters import convert
-    from vitedge.converters.quickstart_recipe import (
+    from vitedge.converters.training.quickstart_recipe import (
         QUICKSTART_COUNTS,
         QUICKSTART_SHAPES,
         QUICKSTART_TRAIN,

@@ -4,7 +4,7 @@ Torch free: numpy and the interpreter only. The interpreter applies the XNNPACK 
 (LiteRT and TensorFlow Lite both do, with ``num_threads`` threads), so float and quantized models
 run on XNNPACK's kernels; :attr:`TFLiteBackend.xnnpack` says whether it took the graph.
 
-The models are exported at batch 1 (see ``vitedge.converters.tflite_export``), so
+The models are exported at batch 1 (see ``vitedge.converters.tflite.export``), so
 ``max_batch_size`` is 1 and a batch runs image by image. Quantized inputs are quantized here with
 the manifest's scale and zero point, raw uint8 pixel inputs are rounded and cast, and int8/int16
 outputs are dequantized: :meth:`TFLiteBackend.run` takes and returns float32 like every backend.

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 @testable import VitedgeCore
 
-/// The golden vectors the Python runtime writes (`python -m vitedge.runtime.golden demo_golden`): the
+/// The golden vectors the Python runtime writes (`python -m tests.golden_vectors demo_golden`): the
 /// repository's demo_golden/, found from this file's path (or the VITEDGE_GOLDEN environment variable).
 enum Golden {
     /// From this file to the repository root: Tests/VitedgeCoreTests -> VitedgeCore -> ios_demo -> root.

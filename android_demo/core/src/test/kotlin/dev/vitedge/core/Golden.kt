@@ -5,7 +5,7 @@ import java.nio.ByteBuffer
 import java.nio.ByteOrder
 
 /**
- * The golden vectors the Python runtime writes (`python -m vitedge.runtime.golden demo_golden`):
+ * The golden vectors the Python runtime writes (`python -m tests.golden_vectors demo_golden`):
  * the repository's `demo_golden/`, found from the `vitedge.golden` system property or by walking up
  * from the working directory.
  */

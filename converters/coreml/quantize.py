@@ -1,0 +1,92 @@
+"""The Core ML precisions: compute precision, deployment target and coremltools.optimize recipe of each.
+
+Weights are compressed after conversion with ``coremltools.optimize.coreml`` on the fp16 program, so
+Core ML stores the compressed weights and decompresses them on load (or on the fly on the Neural
+Engine); activations stay fp16. Tensors under coremltools' default threshold (2048 elements:
+biases, LayerNorms, small heads) stay fp16.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vitedge.converters.coreml.compat import coremltools, quiet
+from vitedge.errors import UsageError
+
+
+@dataclass(frozen=True)
+class CoreMLRecipe:
+    """One Core ML precision.
+
+    Attributes:
+        precision: Its name in :data:`vitedge.formats.PRECISIONS`.
+        compute_precision: ``"fp32"`` or ``"fp16"``: the dtype of the network's activations and ops.
+        minimum_target: The oldest deployment target that runs it (per-block and grouped
+            compression arrived in iOS 18).
+        method: ``"linear_quantize_weights"``, ``"palettize_weights"`` or None (no compression).
+        settings: Keyword arguments of the coremltools op config (OpLinearQuantizerConfig or
+            OpPalettizerConfig).
+    """
+
+    precision: str
+    compute_precision: str
+    minimum_target: str
+    method: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recipe as the manifest records it."""
+        data: dict[str, Any] = {"compute_precision": self.compute_precision}
+        if self.method:
+            data["compression"] = {"method": f"coremltools.optimize.coreml.{self.method}", **self.settings}
+        return data
+
+
+RECIPES: dict[str, CoreMLRecipe] = {
+    r.precision: r
+    for r in (
+        CoreMLRecipe("fp32", "fp32", "iOS16"),
+        CoreMLRecipe("fp16", "fp16", "iOS16"),
+        CoreMLRecipe(
+            "int8-weight", "fp16", "iOS16", "linear_quantize_weights",
+            {"mode": "linear_symmetric", "dtype": "int8", "granularity": "per_channel"},
+        ),
+        CoreMLRecipe(
+            "int4-weight", "fp16", "iOS18", "linear_quantize_weights",
+            {"mode": "linear_symmetric", "dtype": "int4", "granularity": "per_block", "block_size": 32},
+        ),
+        CoreMLRecipe(
+            "palettize4", "fp16", "iOS18", "palettize_weights",
+            {"mode": "kmeans", "nbits": 4, "granularity": "per_grouped_channel", "group_size": 16},
+        ),
+        CoreMLRecipe(
+            "palettize6", "fp16", "iOS16", "palettize_weights",
+            {"mode": "kmeans", "nbits": 6, "granularity": "per_tensor"},
+        ),
+    )
+}
+
+
+def get_recipe(precision: str) -> CoreMLRecipe:
+    """The recipe of ``precision`` (the registry has already checked the name for the user)."""
+    try:
+        return RECIPES[precision]
+    except KeyError:
+        raise UsageError(f"Core ML has no recipe for precision {precision!r}", hint=f"choose one of: {', '.join(RECIPES)}") from None
+
+
+def compress(mlmodel: Any, recipe: CoreMLRecipe) -> Any:
+    """Compress an mlprogram's weights as ``recipe`` says (unchanged when it has no compression)."""
+    if recipe.method is None:
+        return mlmodel
+    coremltools()
+    import coremltools.optimize.coreml as optimize
+
+    config_class = {
+        "linear_quantize_weights": optimize.OpLinearQuantizerConfig,
+        "palettize_weights": optimize.OpPalettizerConfig,
+    }[recipe.method]
+    config = optimize.OptimizationConfig(global_config=config_class(**recipe.settings))
+    with quiet():
+        return getattr(optimize, recipe.method)(mlmodel, config)
