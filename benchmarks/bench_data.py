@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vitedge.benchmarks.results import DataInfo
+from vitedge.data.imagefolder import read_image_folder
 from vitedge.data.shapes import (
     ShapesConfig,
-    read_image_folder,
     shapes_class_names,
     write_image_folder,
 )

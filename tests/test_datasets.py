@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vitedge.data.imagefolder import read_image_folder
 from vitedge.data.shapes import (
     SHAPE_CLASSES,
     ShapesConfig,
     generate_image,
-    read_image_folder,
     shapes_arrays,
     shapes_class_names,
     shapes_samples,

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vitedge.data.shapes import read_image_folder, write_image_folder
+from vitedge.data.imagefolder import read_image_folder
+from vitedge.data.shapes import write_image_folder
 from vitedge.metrics import topk_accuracy
 
 SAMPLE_IMAGES = 6

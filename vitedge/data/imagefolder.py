@@ -1,4 +1,4 @@
-"""Training data from an ImageFolder (``root/<class name>/<image>``), checked before any training.
+"""ImageFolder trees (``root/<class name>/<image>``): indexing, per-class splits, and training data.
 
 Images are read with the runtime's loader and preprocessed with the model's
 :class:`~vitedge.runtime.preprocess_spec.PreprocessSpec`, so training sees what the runtime feeds.
@@ -16,19 +16,71 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from vitedge.data.shapes import read_image_folder
 from vitedge.errors import ImageLoadError, UsageError
-from vitedge.runtime.images import load_rgb
+from vitedge.runtime.images import IMAGE_EXTENSIONS, load_rgb
 from vitedge.runtime.preprocess import _value_table, preprocess
 from vitedge.runtime.preprocess_spec import PreprocessSpec
 
 _SHOW_FILES = 5
+
+
+@dataclass(frozen=True)
+class ImageFolder:
+    """An image classification folder: ``root/<class name>/<image file>``.
+
+    Attributes:
+        root: The folder.
+        class_names: Class folder names, sorted; a label is an index into this tuple.
+        samples: (image path, label index) pairs, sorted by class then file name.
+    """
+
+    root: Path
+    class_names: tuple[str, ...]
+    samples: tuple[tuple[str, int], ...]
+
+
+
+def read_image_folder(root: str | os.PathLike[str]) -> ImageFolder:
+    """Index an image classification folder ``root/<class name>/<image file>``.
+
+    Hidden files and folders (a leading dot) and files without an image extension are skipped.
+
+    Args:
+        root: The folder holding one subfolder per class.
+
+    Returns:
+        The class names (sorted folder names) and the (path, label) samples.
+
+    Raises:
+        UsageError: The folder is missing, has no class folders, or a class folder has no images.
+    """
+    folder = Path(root)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: image folder not found", hint="pass a folder with one subfolder per class")
+    class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise UsageError(f"{folder}: no class folders", hint="put each class's images in a subfolder named after it")
+    samples = []
+    for label, class_dir in enumerate(class_dirs):
+        files = sorted(
+            p
+            for p in class_dir.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+        )
+        if not files:
+            raise UsageError(
+                f"{class_dir}: class folder has no images",
+                hint=f"add images ({', '.join(sorted(IMAGE_EXTENSIONS))}) or remove the folder",
+            )
+        samples.extend((str(path), label) for path in files)
+    return ImageFolder(root=folder, class_names=tuple(p.name for p in class_dirs), samples=tuple(samples))
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from vitedge.errors import UsageError
-from vitedge.runtime.images import IMAGE_EXTENSIONS
 from vitedge.runtime.preprocess import preprocess
 from vitedge.runtime.preprocess_spec import PreprocessSpec
 
@@ -80,21 +79,6 @@ class ShapesConfig:
             problems.append(f"seed must be a non-negative integer, got {self.seed!r}")
         if problems:
             raise UsageError("invalid shapes dataset config: " + "; ".join(problems))
-
-
-@dataclass(frozen=True)
-class ImageFolder:
-    """An image classification folder: ``root/<class name>/<image file>``.
-
-    Attributes:
-        root: The folder.
-        class_names: Class folder names, sorted; a label is an index into this tuple.
-        samples: (image path, label index) pairs, sorted by class then file name.
-    """
-
-    root: Path
-    class_names: tuple[str, ...]
-    samples: tuple[tuple[str, int], ...]
 
 
 def _is_int(value: object) -> bool:
@@ -474,7 +458,7 @@ def write_image_folder(
         image_format: ``"png"`` (lossless) or ``"jpeg"`` (quality 95).
 
     Returns:
-        The split folder ``root/<split>``, readable with :func:`read_image_folder`.
+        The split folder ``root/<split>``, readable with :func:`vitedge.data.imagefolder.read_image_folder`.
 
     Raises:
         UsageError: Unknown format or split, a bad count, or a split folder that is not empty.
@@ -494,39 +478,3 @@ def write_image_folder(
         index = position // config.num_classes
         image.save(folder / names[label] / f"{index:04d}{extension}", **options)
     return folder
-
-
-def read_image_folder(root: str | os.PathLike[str]) -> ImageFolder:
-    """Index an image classification folder ``root/<class name>/<image file>``.
-
-    Hidden files and folders (a leading dot) and files without an image extension are skipped.
-
-    Args:
-        root: The folder holding one subfolder per class.
-
-    Returns:
-        The class names (sorted folder names) and the (path, label) samples.
-
-    Raises:
-        UsageError: The folder is missing, has no class folders, or a class folder has no images.
-    """
-    folder = Path(root)
-    if not folder.is_dir():
-        raise UsageError(f"{folder}: image folder not found", hint="pass a folder with one subfolder per class")
-    class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not class_dirs:
-        raise UsageError(f"{folder}: no class folders", hint="put each class's images in a subfolder named after it")
-    samples = []
-    for label, class_dir in enumerate(class_dirs):
-        files = sorted(
-            p
-            for p in class_dir.iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
-        )
-        if not files:
-            raise UsageError(
-                f"{class_dir}: class folder has no images",
-                hint=f"add images ({', '.join(sorted(IMAGE_EXTENSIONS))}) or remove the folder",
-            )
-        samples.extend((str(path), label) for path in files)
-    return ImageFolder(root=folder, class_names=tuple(p.name for p in class_dirs), samples=tuple(samples))
