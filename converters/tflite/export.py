@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import importlib.metadata
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from vitedge.converters.tflite.quantize import (
 )
 from vitedge.errors import ConversionError, UsageError, VitedgeError
 from vitedge.runtime.manifest import InputSpec, OutputsSpec
+from vitedge.runtime.native_noise import debugging, native_noise_hidden
 from vitedge.runtime.preprocess_spec import PreprocessSpec
 
 MODEL_FILE = "model.tflite"
@@ -121,13 +123,8 @@ def export_with_recipe(source: SourceModel, workdir: Path, options: ExportOption
     calibration = load_calibration(spec, options.calibration, options.calibration_samples) if recipe.calibrated else None
     batches = None if calibration is None else _calibration_batches(calibration, input_dtype)
     try:
-        if recipe.quantizer == "pt2e":
-            quantized, quant_config = pt2e_quantize(module, sample, recipe, batches)
-            model_bytes = _litert_convert(quantized, sample, quant_config=quant_config)
-        else:
-            model_bytes = float_flatbuffer(module, sample)
-            if recipe.quantizer == "ai-edge-quantizer":
-                model_bytes = aeq_quantize(model_bytes, recipe, batches, INPUT_NAME)
+        with _quiet_conversion():
+            model_bytes = _convert_with_recipe(module, sample, recipe, batches)
     except VitedgeError:
         raise
     except Exception as error:  # litert-torch, jax and the quantizers raise many types
@@ -137,7 +134,8 @@ def export_with_recipe(source: SourceModel, workdir: Path, options: ExportOption
             hint="rerun with --debug and report it; another --precision may work meanwhile",
         ) from error
     (workdir / MODEL_FILE).write_bytes(model_bytes)
-    model_input, outputs = describe_io(model_bytes, spec)
+    with native_noise_hidden():
+        model_input, outputs = describe_io(model_bytes, spec)
     choice = CHOSEN[recipe.precision]
     return ExportedModel(
         files=(MODEL_FILE,),
@@ -155,6 +153,25 @@ def export_with_recipe(source: SourceModel, workdir: Path, options: ExportOption
         preprocess=None if spec == source.preprocess else spec,
         calibration=None if calibration is None else calibration.describe(CALIBRATION_METHOD),
     )
+
+
+def _convert_with_recipe(module: nn.Module, sample: dict[str, torch.Tensor], recipe: TFLiteRecipe, batches) -> bytes:
+    if recipe.quantizer == "pt2e":
+        quantized, quant_config = pt2e_quantize(module, sample, recipe, batches)
+        return _litert_convert(quantized, sample, quant_config=quant_config)
+    model_bytes = float_flatbuffer(module, sample)
+    if recipe.quantizer == "ai-edge-quantizer":
+        model_bytes = aeq_quantize(model_bytes, recipe, batches, INPUT_NAME)
+    return model_bytes
+
+
+@contextlib.contextmanager
+def _quiet_conversion() -> Iterator[None]:
+    """Hide the native log lines and torch pytree's LeafSpec deprecation warnings litert-torch causes (not with --debug)."""
+    with native_noise_hidden(), warnings.catch_warnings():
+        if not debugging():
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+        yield
 
 
 def _input_shape(spec: PreprocessSpec, image_size: int) -> tuple[int, int, int, int]:

@@ -29,6 +29,7 @@ import numpy as np
 from vitedge.errors import ArtifactError, BackendUnavailableError, UsageError
 from vitedge.runtime.cpu_features import usable_cpus
 from vitedge.runtime.manifest import Manifest
+from vitedge.runtime.native_noise import native_noise_hidden
 
 SIGNATURE = "serving_default"
 LITERT = "ai-edge-litert"
@@ -112,12 +113,13 @@ class TFLiteBackend:
         self.version = runtime.version
         self.num_threads = num_threads or default_threads()
         try:
-            self._interpreter = runtime.interpreter_class(model_path=os.fspath(model_path), num_threads=self.num_threads)
-            self._interpreter.allocate_tensors()
+            with native_noise_hidden():
+                self._interpreter = runtime.interpreter_class(model_path=os.fspath(model_path), num_threads=self.num_threads)
+                self._interpreter.allocate_tensors()
             input_details, output_details = _signature_details(self._interpreter)
         except Exception as error:  # the interpreters raise ValueError/RuntimeError with multi-line text
             first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise ArtifactError(f"{model_path}: {runtime.package} {runtime.version} cannot load it ({first_line})") from None
+            raise ArtifactError(f"{model_path}: {runtime.package} {runtime.version} cannot load it ({first_line})") from error
         self._input = _InputCodec(manifest, input_details, model_path)
         self._outputs = {key: _OutputCodec(key, manifest, output_details, model_path) for key in _output_keys(manifest)}
         self.max_batch_size = manifest.input.fixed_batch
