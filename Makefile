@@ -5,6 +5,8 @@ VENV ?= .venv
 # or --index-url https://download.pytorch.org/whl/cpu); a bare `torch` pulls the CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
+# Wheels the packaging test installs from (no index at test time): the base install plus onnxruntime.
+WHEELHOUSE ?= .wheelhouse
 
 .PHONY: setup quickstart test lint bench bench-large bench-exporters bench-distill pi-check clean
 
@@ -15,6 +17,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)"
 	$(VENV)/bin/python -m pip install --quiet -e ".[all]"
+	$(VENV)/bin/python -m pip download --quiet --only-binary=:all: -d $(WHEELHOUSE) numpy pillow onnxruntime
 	touch $@
 
 quickstart: setup
@@ -25,6 +28,7 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python scripts/lint_imports.py
 
 # The published results (benchmarks/results/): every format and precision in the registry, plus peers.
 bench: setup
@@ -47,4 +51,4 @@ pi-check: setup
 	PYTHON=$(VENV)/bin/python scripts/pi_check.sh $(PI_CHECK_ARGS)
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info vitedge-quickstart .bench-work
+	rm -rf $(VENV) $(WHEELHOUSE) build dist *.egg-info vitedge-quickstart .bench-work
