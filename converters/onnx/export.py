@@ -1,12 +1,12 @@
 """Export to ONNX: one graph, two outputs (logits, embedding), dynamic batch, opset >= 17.
 
-The exporter settings are chosen by measurement (``benchmarks/exporter_choice.py``, results in
+The exporter settings are chosen by measurement (``benchmarks/studies/exporter_choice.py``, results in
 ``benchmarks/results/onnx_exporter.md``): the TorchScript-based exporter with eager attention
 gives the fastest plain graph for ViT on CPU; the dynamo exporter remains selectable. By default
 fp32 and fp16 graphs export attention as onnxruntime's fused ``Attention`` op; the quantized
 precisions quantize the plain graph, whose int8 MatMuls measured faster than a fused ``QAttention``
 (``--graph plain`` keeps standard ONNX ops only everywhere). onnxruntime's offline
-SkipLayerNorm/BiasGelu fusions are not applied: they measured slower (:mod:`.onnx_optimize`).
+SkipLayerNorm/BiasGelu fusions are not applied: they measured slower (:mod:`.optimize`).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def export_onnx(source: SourceModel, workdir: Path, options: ExportOptions) -> E
     except ConversionError:
         raise
     except Exception as error:
-        raise ConversionError(f"ONNX export failed ({type(error).__name__}: {error})") from None
+        raise ConversionError(f"ONNX export failed ({type(error).__name__}: {error})") from error
     recipe: dict = {"exporter": options.exporter, "opset": options.opset, "attention": options.attention,
                     "graph": options.graph, "fused_attention_layers": fused}
     calibration = None

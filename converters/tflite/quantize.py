@@ -4,7 +4,7 @@ Two tools quantize for LiteRT: ai-edge-quantizer (AEQ) rewrites a float .tflite 
 conversion, and PT2E (torchao's ``prepare_pt2e``/``convert_pt2e`` with litert-torch's quantizer)
 quantizes the torch graph before conversion. :data:`RECIPES` holds every candidate that was
 measured; :data:`CHOSEN` maps each precision to the one the exporter uses, with the reason.
-``benchmarks/tflite_latency.py`` and ``benchmarks/tflite_accuracy.py`` re-measure all candidates
+``benchmarks/studies/tflite_latency.py`` and ``benchmarks/studies/tflite_accuracy.py`` re-measure all candidates
 (results in ``benchmarks/results/tflite.md`` and ``tflite_accuracy.md``).
 """
 
