@@ -3,7 +3,8 @@
 ``manifest.json`` sits beside the model file(s) in an artifact folder. It is the single source of
 truth for anything that consumes the model: input tensor, outputs, preprocessing, labels, where the
 weights came from, how it was converted, and how well it matches the torch fp32 reference.
-Torch free.
+Every field is checked on load against the published JSON Schema (:func:`load_schema`), so a
+malformed manifest is a one-line :class:`~vitedge.errors.ArtifactError` naming the field. Torch free.
 """
 
 from __future__ import annotations
@@ -17,13 +18,19 @@ from typing import Any
 
 from vitedge.errors import ArtifactError
 from vitedge.formats import FORMATS
+from vitedge.runtime.manifest_schema import (
+    SCHEMA_FAMILY,
+    SCHEMA_FILE,
+    SCHEMA_VERSION,
+    WEIGHT_KINDS,
+    manifest_schema,
+)
 from vitedge.runtime.preprocess_spec import PreprocessSpec
+from vitedge.runtime.schema_check import SchemaViolation, check
 
-SCHEMA_FAMILY = "vitedge.artifact"
-SCHEMA_VERSION = 1
 SCHEMA = f"{SCHEMA_FAMILY}/{SCHEMA_VERSION}"
 MANIFEST_NAME = "manifest.json"
-WEIGHT_KINDS = ("pretrained", "finetuned", "trained", "distilled", "random-init")
+RECREATE = "re-create the artifact with vitedge convert"
 RANDOM_INIT_WARNING = "random-init weights: this artifact is for latency work, its predictions are meaningless"
 
 
@@ -96,6 +103,10 @@ class SourceInfo:
     weights_sha256: str | None = None
     seed: int | None = None
     architecture: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.weights not in WEIGHT_KINDS:  # the schema's enum for source.weights, for manifests built in code
+            raise ValueError(f"SourceInfo.weights {self.weights!r} is not one of {', '.join(WEIGHT_KINDS)}")
 
 
 @dataclass(frozen=True)
@@ -179,15 +190,15 @@ class Manifest:
         if not isinstance(data, dict):
             raise ArtifactError(f"{where}: not a JSON object")
         check_schema(data.get("schema"), where)
-        required = ("format", "precision", "files", "input", "outputs", "preprocess", "labels", "source", "conversion")
-        missing = [key for key in required if key not in data]
+        missing = [key for key in manifest_schema()["required"] if key not in data]
         if missing:
-            raise ArtifactError(f"{where}: missing fields {', '.join(missing)}", hint="re-create the artifact with vitedge convert")
-        if data["format"] not in FORMATS:
+            raise ArtifactError(f"{where}: missing fields {', '.join(missing)}", hint=RECREATE)
+        if not isinstance(data["format"], str) or data["format"] not in FORMATS:
             raise ArtifactError(
                 f"{where}: unknown format {data['format']!r}",
                 hint=f"this vitedge knows {', '.join(FORMATS)}; upgrade vitedge if the artifact is newer",
             )
+        check_fields(data, where)
         try:
             validation = data.get("validation")
             input_data = dict(data["input"])
@@ -208,8 +219,8 @@ class Manifest:
             )
         except ArtifactError:
             raise
-        except (TypeError, ValueError, KeyError, AttributeError) as error:
-            raise ArtifactError(f"{where}: malformed ({error})", hint="re-create the artifact with vitedge convert") from None
+        except (TypeError, ValueError, KeyError, AttributeError) as error:  # the schema lets nothing through: a bug
+            raise ArtifactError(f"{where}: malformed ({error})", hint=RECREATE) from error
 
 
 def _validation_from_dict(data: dict[str, Any]) -> ValidationReport:
@@ -218,12 +229,30 @@ def _validation_from_dict(data: dict[str, Any]) -> ValidationReport:
     return ValidationReport(**values)
 
 
+def schema_path() -> Path:
+    """The published JSON Schema of ``manifest.json`` (shipped in the wheel, beside this module)."""
+    return SCHEMA_FILE
+
+
+def load_schema() -> dict[str, Any]:
+    """The published JSON Schema of ``manifest.json``, as a dict (for ``jsonschema`` and other tools)."""
+    return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+
+
+def check_fields(data: dict[str, Any], where: str = "manifest") -> None:
+    """Check every field's presence, type and range against the schema; ArtifactError names the first bad one."""
+    try:
+        check(data, manifest_schema())
+    except SchemaViolation as violation:
+        raise ArtifactError(f"{where}: {violation}", hint=f"malformed manifest: {RECREATE}") from violation
+
+
 def check_schema(schema: Any, where: str) -> None:
     """Accept this schema version (and older ones of the family); refuse anything else clearly."""
     if not isinstance(schema, str) or "/" not in schema:
         raise ArtifactError(f"{where}: no 'schema' field naming a vitedge artifact", hint=f"expected {SCHEMA!r}")
     family, _, version = schema.partition("/")
-    if family != SCHEMA_FAMILY or not version.isdigit():
+    if family != SCHEMA_FAMILY or not (version.isascii() and version.isdigit()):
         raise ArtifactError(f"{where}: unknown manifest schema {schema!r}", hint=f"expected {SCHEMA!r}")
     if int(version) > SCHEMA_VERSION:
         raise ArtifactError(
@@ -244,8 +273,11 @@ def read_manifest(folder: str | os.PathLike) -> Manifest:
         raise ArtifactError(f"{path}: missing", hint="this folder is not a vitedge artifact (vitedge convert writes one)")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ArtifactError(f"{path}: not valid JSON ({error})", hint="re-create the artifact with vitedge convert") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:  # ValueError: bad JSON, 4300+ digit numbers
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        raise ArtifactError(f"{path}: not valid JSON ({reason})", hint=RECREATE) from error
+    except OSError as error:
+        raise ArtifactError(f"{path}: cannot be read ({error.strerror or error})", hint="check its permissions") from error
     return Manifest.from_dict(data, where=str(path))
 
 

@@ -8,7 +8,15 @@ import shutil
 import pytest
 
 from vitedge.errors import ArtifactError
-from vitedge.runtime.manifest import Manifest, read_manifest, verify_files
+from vitedge.runtime.manifest import (
+    WEIGHT_KINDS,
+    Manifest,
+    SourceInfo,
+    load_schema,
+    read_manifest,
+    schema_path,
+    verify_files,
+)
 
 
 @pytest.fixture
@@ -26,6 +34,7 @@ def _edit_manifest(folder, change):
 def test_round_trip(tiny_artifact):
     manifest = read_manifest(tiny_artifact)
     assert Manifest.from_dict(json.loads(json.dumps(manifest.to_dict()))) == manifest
+    assert Manifest.from_dict(manifest.to_dict()) == manifest  # tuples and all, without the JSON detour
 
 
 @pytest.mark.parametrize(
@@ -38,12 +47,27 @@ def test_round_trip(tiny_artifact):
         (lambda d: d.pop("labels"), "missing fields labels"),
         (lambda d: d["input"].update(layout=None, bogus=1), "malformed"),
         (lambda d: d["preprocess"].update(resample="magic"), "resample 'magic'"),
+        (lambda d: d["input"]["shape"].__setitem__(2, -3), r"json: input\.shape\[2\]: expected a positive integer.*got -3"),
+        (lambda d: d["files"][0].update(path="../../model.onnx"), r"files\[0\]\.path: expected a relative path inside"),
+        (lambda d: d["source"].update(weights="imagined"), "source.weights 'imagined' is not one of pretrained"),
+        (lambda d: d["outputs"].pop("logits"), "outputs.logits: missing"),
+        (lambda d: d.update(format=["onnx"]), r"unknown format \['onnx'\]"),
     ],
 )
 def test_bad_manifests_are_refused_clearly(artifact_copy, change, message):
     _edit_manifest(artifact_copy, change)
     with pytest.raises(ArtifactError, match=message):
         read_manifest(artifact_copy)
+
+
+def test_source_weights_are_one_of_the_known_kinds():
+    assert SourceInfo(model="m", weights="random-init").weights in WEIGHT_KINDS
+    with pytest.raises(ValueError, match="weights 'imagined' is not one of"):
+        SourceInfo(model="m", weights="imagined")
+
+
+def test_the_schema_file_ships_beside_the_loader():
+    assert schema_path().is_file() and load_schema()["properties"]["schema"]["pattern"].startswith("^vitedge")
 
 
 def test_not_json(artifact_copy):
