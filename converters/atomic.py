@@ -1,9 +1,12 @@
-"""Write an artifact folder atomically: build it in a hidden sibling folder, rename it into place.
+"""Write a folder atomically: build it in a hidden sibling folder, rename it into place.
 
-A failed or interrupted conversion leaves no half artifact that looks whole: until the final
-rename the output only exists as ``.NAME.partial-HOST-PID-XXXX`` next to where it will go, and that
-folder is removed on any error (including Ctrl-C). A process killed outright (the OOM killer, SIGKILL)
-cannot clean up: the next conversion to the same place removes the folders of this host's dead processes.
+The one way vitedge writes a folder: artifacts (conversions), training outputs (finetune, distill)
+and the quickstart's model and data folders. A failed or interrupted write leaves no half folder
+that looks whole: until the final rename the output only exists as ``.NAME.partial-HOST-PID-XXXX``
+next to where it will go, and that folder is removed on any error (including Ctrl-C). A process
+killed outright (the OOM killer, SIGKILL) cannot clean up: the next write to the same place removes
+the folders of this host's dead processes. Which existing folder may be replaced is the caller's
+rule (:func:`check_destination` for artifacts).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from vitedge.errors import UsageError
@@ -36,27 +39,43 @@ def check_destination(out: Path, *, overwrite: bool) -> None:
         )
 
 
+#: ``check(out, overwrite=...)``: raises a UsageError when ``out`` may not be written (or replaced).
+DestinationCheck = Callable[..., None]
+
+
 @contextlib.contextmanager
-def atomic_folder(out: Path, *, overwrite: bool) -> Iterator[Path]:
-    """Yield a fresh work folder; on success it replaces ``out``, on any error it is deleted."""
-    check_destination(out, overwrite=overwrite)
+def atomic_folder(
+    out: Path, *, overwrite: bool, check: DestinationCheck | None = check_destination
+) -> Iterator[Path]:
+    """Yield a fresh work folder; on success it replaces ``out``, on any error it is deleted.
+
+    Args:
+        out: The folder to write.
+        overwrite: Whether an existing ``out`` may be replaced (as ``check`` decides).
+        check: Refuses an ``out`` that may not be written; called before any work and again just
+            before the rename. The default replaces only a vitedge artifact, and only with
+            ``overwrite``. None: ``out`` is the caller's own; whatever is there is replaced.
+    """
+    if check is not None:
+        check(out, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(out)
     work = Path(tempfile.mkdtemp(prefix=_prefix(out, "partial"), dir=out.parent))
     try:
         yield work
-        _replace(work, out, overwrite=overwrite)
+        _replace(work, out, overwrite=overwrite, check=check)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
 
 
-def _replace(work: Path, out: Path, *, overwrite: bool) -> None:
+def _replace(work: Path, out: Path, *, overwrite: bool, check: DestinationCheck | None) -> None:
     os.chmod(work, 0o755)  # mkdtemp makes it 0700
     if not out.exists():
         os.rename(work, out)
         return
-    check_destination(out, overwrite=overwrite)
+    if check is not None:
+        check(out, overwrite=overwrite)
     old = Path(tempfile.mkdtemp(prefix=_prefix(out, "old"), dir=out.parent))
     os.rename(out, old / "artifact")
     os.rename(work, out)

@@ -1,4 +1,4 @@
-"""The small trainer: config checks, learning on easy shapes, determinism, and what it leaves behind."""
+"""The training loop on in-memory data: config checks, learning on easy shapes, determinism, and what it leaves behind."""
 
 from __future__ import annotations
 
@@ -9,6 +9,15 @@ import pytest
 import torch
 from transformers import ViTConfig, ViTForImageClassification
 
+from vitedge.converters.training.images import PreprocessedImages
+from vitedge.converters.training.loop import (
+    EpochRecord,
+    LoopConfig,
+    LoopResult,
+    cross_entropy_objective,
+    evaluate,
+    run_training,
+)
 from vitedge.converters.training.quickstart_recipe import (
     QUICKSTART_COUNTS,
     QUICKSTART_SHAPES,
@@ -17,20 +26,14 @@ from vitedge.converters.training.quickstart_recipe import (
     quickstart_preprocess_spec,
     quickstart_vit_config,
 )
-from vitedge.converters.training.recipe import (
-    EpochStats,
-    TrainConfig,
-    _augment,
-    _warmup_cosine,
-    evaluate_accuracy,
-    train_classifier,
-)
+from vitedge.converters.training.recipe import TrainConfig, augment, warmup_cosine
 from vitedge.data.shapes import ShapesConfig, shapes_arrays, shapes_class_names
 from vitedge.errors import UsageError
 from vitedge.runtime.preprocess_spec import PreprocessSpec
 
 EASY = ShapesConfig(num_classes=3, difficulty=0.0, min_size=32, max_size=48)
 FAST = TrainConfig(epochs=3, batch_size=8, learning_rate=1e-3, warmup_fraction=0.0, label_smoothing=0.0, num_threads=1)
+CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +49,14 @@ def tiny_vit(seed: int = 0) -> ViTForImageClassification:
     )
     torch.manual_seed(seed)
     return ViTForImageClassification(config)
+
+
+def train(model, train_inputs, train_labels, val_inputs, val_labels, recipe: TrainConfig, *, keep: str = "last",
+          on_epoch=None) -> LoopResult:
+    """The loop as the quickstart runs it: on CPU, fp32, no progress bar, cross-entropy."""
+    loop = LoopConfig(train=recipe, device="cpu", amp="fp32", progress=False, keep=keep)
+    return run_training(model, PreprocessedImages(train_inputs, train_labels), PreprocessedImages(val_inputs, val_labels),
+                        loop, cross_entropy_objective(recipe.label_smoothing), on_epoch=on_epoch)
 
 
 @pytest.mark.parametrize(
@@ -70,40 +81,62 @@ def test_config_rejects_bad_values(changes, named):
         TrainConfig(**changes)
 
 
+def curves(result: LoopResult) -> tuple[list[float], list[float]]:
+    """Training loss and validation accuracy per epoch (the history without its timings)."""
+    return [record.train_loss for record in result.history], [record.val_accuracy for record in result.history]
+
+
 def test_learns_easy_shapes_and_leaves_torch_as_it_was(easy_data):
     model = tiny_vit()
-    seen: list[EpochStats] = []
+    seen: list[EpochRecord] = []
     torch.set_num_threads(2)
     rng_state = torch.random.get_rng_state()
-    result = train_classifier(model, *easy_data, FAST, on_epoch=seen.append)
-    assert result.epochs_run == 3 and not result.stopped_early
-    assert result.train_loss[-1] < result.train_loss[0]
-    assert result.final_val_accuracy > 0.5  # chance is 1/3
-    assert result.final_val_accuracy == result.val_accuracy[-1] == evaluate_accuracy(model, *easy_data[2:])
-    assert [stats.epoch for stats in seen] == [1, 2, 3]
-    assert [stats.train_loss for stats in seen] == list(result.train_loss)
+    result = train(model, *easy_data, FAST, on_epoch=seen.append)
+    assert len(result.history) == 3 and result.stopped == "completed"
+    losses = [record.train_loss for record in result.history]
+    assert losses[-1] < losses[0]
+    final = result.history[-1].val_accuracy
+    assert final > 0.5  # chance is 1/3
+    assert final == evaluate(model, PreprocessedImages(*easy_data[2:]), CPU)  # keep="last": the last epoch's weights
+    assert [record.epoch for record in seen] == [1, 2, 3]
+    assert [record.train_loss for record in seen] == losses
     assert not model.training
     assert torch.get_num_threads() == 2
     assert torch.equal(torch.random.get_rng_state(), rng_state)
 
 
+def test_keeps_the_best_or_the_last_epoch(easy_data):
+    recipe = dataclasses.replace(FAST, epochs=4)
+    last, best = tiny_vit(), tiny_vit()
+    kept_last = train(last, *easy_data, recipe, keep="last")
+    kept_best = train(best, *easy_data, recipe, keep="best")
+    assert curves(kept_last) == curves(kept_best)  # the same run; only the weights kept at the end differ
+    val = PreprocessedImages(*easy_data[2:])
+    assert evaluate(last, val, CPU) == kept_last.history[-1].val_accuracy
+    assert evaluate(best, val, CPU) == kept_best.best_val_accuracy == max(r.val_accuracy for r in kept_best.history)
+    assert kept_best.history[kept_best.best_epoch - 1].val_accuracy == kept_best.best_val_accuracy
+    assert kept_best.best_epoch < len(kept_best.history)  # here epoch 4 only ties epoch 3: the first best is kept
+    assert not all(torch.equal(p, q) for p, q in zip(last.parameters(), best.parameters()))
+    with pytest.raises(UsageError, match="keep"):
+        LoopConfig(keep="first")
+
+
 def test_same_seed_same_run(easy_data):
     config = dataclasses.replace(FAST, epochs=2, max_shift=2, horizontal_flip=True)
     first, second = tiny_vit(), tiny_vit()
-    a = train_classifier(first, *easy_data, config)
-    b = train_classifier(second, *easy_data, config)
-    assert a.train_loss == b.train_loss and a.val_accuracy == b.val_accuracy
+    a = train(first, *easy_data, config)
+    b = train(second, *easy_data, config)
+    assert curves(a) == curves(b)
     assert all(torch.equal(p, q) for p, q in zip(first.parameters(), second.parameters()))
-    c = train_classifier(tiny_vit(), *easy_data, dataclasses.replace(config, seed=1))
-    assert c.train_loss != a.train_loss
+    c = train(tiny_vit(), *easy_data, dataclasses.replace(config, seed=1))
+    assert curves(c)[0] != curves(a)[0]
 
 
 def test_time_budget_stops_cleanly(easy_data):
     model = tiny_vit()
-    result = train_classifier(model, *easy_data, dataclasses.replace(FAST, epochs=50, max_seconds=1e-6))
-    assert result.stopped_early and result.epochs_run == 1
-    assert len(result.train_loss) == len(result.val_accuracy) == 1
-    assert 0.0 <= result.final_val_accuracy <= 1.0
+    result = train(model, *easy_data, dataclasses.replace(FAST, epochs=50, max_seconds=1e-6))
+    assert result.stopped == "time-budget" and len(result.history) == 1
+    assert 0.0 <= result.history[-1].val_accuracy <= 1.0
     assert not model.training
 
 
@@ -111,43 +144,48 @@ def test_bad_data_is_a_usage_error(easy_data):
     train_inputs, train_labels, val_inputs, val_labels = easy_data
     model = tiny_vit()
     with pytest.raises(UsageError, match="range"):
-        train_classifier(model, train_inputs, train_labels + 3, val_inputs, val_labels, FAST)
+        train(model, train_inputs, train_labels + 3, val_inputs, val_labels, FAST)
     with pytest.raises(UsageError, match="labels"):
-        train_classifier(model, train_inputs, train_labels[:-1], val_inputs, val_labels, FAST)
+        train(model, train_inputs, train_labels[:-1], val_inputs, val_labels, FAST)
     with pytest.raises(UsageError, match="float32"):
-        train_classifier(model, train_inputs.astype(np.float64), train_labels, val_inputs, val_labels, FAST)
+        train(model, train_inputs.astype(np.float64), train_labels, val_inputs, val_labels, FAST)
     with pytest.raises(UsageError, match="empty"):
-        train_classifier(model, train_inputs, train_labels, val_inputs[:0], val_labels[:0], FAST)
+        train(model, train_inputs, train_labels, val_inputs[:0], val_labels[:0], FAST)
 
 
-def test_evaluate_accuracy_keeps_the_mode(easy_data):
+def test_evaluate_keeps_the_mode(easy_data):
     model = tiny_vit().train()
     val_inputs, val_labels = easy_data[2:]
     with torch.no_grad():
         predicted = model.eval()(pixel_values=torch.from_numpy(val_inputs)).logits.argmax(-1).numpy()
     model.train()
-    assert evaluate_accuracy(model, val_inputs, val_labels, batch_size=7) == pytest.approx((predicted == val_labels).mean())
+    accuracy = evaluate(model, PreprocessedImages(val_inputs, val_labels), CPU, batch_size=7)
+    assert accuracy == pytest.approx((predicted == val_labels).mean())
     assert model.training
 
 
 def test_schedule_warms_up_then_decays_to_zero_and_follows_a_binding_clock():
-    factor = _warmup_cosine(total_steps=100, warmup_fraction=0.1)
+    factor = warmup_cosine(total_steps=100, warmup_fraction=0.1)
     factors = [factor(step) for step in range(101)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert factors[10] == pytest.approx(1.0) and factors[100] == pytest.approx(0.0)
     assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
     spent = [0.0]
-    timed = _warmup_cosine(total_steps=100, warmup_fraction=0.1, budget_spent=lambda: spent[0])
+    timed = warmup_cosine(total_steps=100, warmup_fraction=0.1, budget_spent=lambda: spent[0])
     assert timed(50) == pytest.approx(factor(50))  # the clock is behind the steps: no change
     spent[0] = 1.0
     assert timed(50) == pytest.approx(0.0) and timed(5) == pytest.approx(factor(5))  # warmup stays step-based
+    spent[0] = 0.4  # 40% of the budget after 45% of the steps: on pace to finish in time, so the steps rule
+    assert timed(45) == pytest.approx(factor(45))
+    spent[0] = 0.6  # 60% of the budget after 45% of the steps: it would overrun, so the clock leads
+    assert timed(45) == pytest.approx(factor(60)) and timed(45) < factor(45)
 
 
 def test_augmentation_keeps_shapes_and_is_off_by_default():
     batch = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
     generator = torch.Generator().manual_seed(0)
-    assert torch.equal(_augment(batch, TrainConfig(), generator), batch)
-    shifted = _augment(batch, TrainConfig(max_shift=2, horizontal_flip=True), generator)
+    assert torch.equal(augment(batch, TrainConfig(), generator), batch)
+    shifted = augment(batch, TrainConfig(max_shift=2, horizontal_flip=True), generator)
     assert shifted.shape == batch.shape
     assert set(shifted.unique().tolist()) <= set(batch.unique().tolist())  # shifts repeat edges, add nothing
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from torch.nn import functional
 
 from vitedge.converters.loading import SourceModel, load_source
 from vitedge.converters.training.loop import Batch, Objective, evaluate, resolve_device
-from vitedge.converters.training.models import build_starting_model
+from vitedge.converters.training.models import StartingModel, build_starting_model
 from vitedge.converters.training.output import check_output
 from vitedge.converters.training.run import RunSetup, TrainingOptions, TrainingRun, train_and_save
 from vitedge.data.imagefolder import LabeledImages, load_training_data, read_class_names
@@ -199,7 +200,6 @@ def distill(
     options = options or TrainingOptions()
     config = config or DistillConfig()
     setup = setup or RunSetup()
-    say = setup.say
     out_path = Path(out)
     check_output(out_path, overwrite=setup.overwrite or setup.resume)
     recipe = options.loop.train
@@ -211,6 +211,25 @@ def distill(
     permutation = label_permutation(source.labels, class_names, source.info.model)
     start = build_starting_model(student, class_names, image_size=setup.image_size or _preset_size(student, source),
                                  patch_size=setup.patch_size, seed=recipe.seed, allow_pickle=setup.allow_pickle)
+    _match_teacher(start, source, student)
+    setup.say(f"reading {data} ({len(class_names)} classes) at {start.image_size}x{start.image_size}")
+    training_data = load_training_data(data, source.preprocess, val_dir=setup.val_data, val_fraction=options.val_fraction,
+                                       seed=recipe.seed, skip_unreadable=options.skip_unreadable)
+    device = resolve_device(options.loop.device, int(os.environ.get("LOCAL_RANK", "0")))
+    teacher_accuracy = _teacher_accuracy(source.model, training_data.val, permutation, device)
+    setup.say(f"teacher {source.info.model}: validation accuracy {teacher_accuracy:.1%}")
+    cache = Path(teacher_cache) if teacher_cache else setup.checkpoints(out_path) / TEACHER_CACHE
+    objective = _teacher_objective(source, training_data.train, permutation, config, recipe.label_smoothing,
+                                   device=device, cache=cache, say=setup.say)
+    details = {"task": "distill", "distillation": asdict(config),
+               "teacher": {"model": source.info.model, "weights": source.info.weights,
+                           "weights_sha256": source.info.weights_sha256, "val_accuracy": teacher_accuracy}}
+    return train_and_save(start, training_data, objective, options, out=out_path, weights="distilled", details=details,
+                          setup=setup)
+
+
+def _match_teacher(start: StartingModel, source: SourceModel, student: str) -> None:
+    """A from-scratch student takes the teacher's preprocessing; any student must take the teacher's inputs."""
     if start.origin.get("init") == "random":
         start.preprocess, start.processor_config = source.preprocess, source.processor_config
     elif start.preprocess != source.preprocess:
@@ -222,29 +241,22 @@ def distill(
     if start.image_size != source.image_size:
         raise UsageError(f"student input size {start.image_size} differs from the teacher's {source.image_size}",
                          hint="drop --image-size, or give both the same size")
-    say(f"reading {data} ({len(class_names)} classes) at {start.image_size}x{start.image_size}")
-    training_data = load_training_data(data, source.preprocess, val_dir=setup.val_data, val_fraction=options.val_fraction,
-                                       seed=recipe.seed, skip_unreadable=options.skip_unreadable)
-    device = resolve_device(options.loop.device, int(os.environ.get("LOCAL_RANK", "0")))
-    checkpoints = setup.checkpoints(out_path)
-    teacher_accuracy = _teacher_accuracy(source.model, training_data.val, permutation, device)
-    say(f"teacher {source.info.model}: validation accuracy {teacher_accuracy:.1%}")
-    if config.cache_teacher_logits:
-        cache = Path(teacher_cache) if teacher_cache else checkpoints / TEACHER_CACHE
-        is_main = int(os.environ.get("RANK", "0")) == 0
-        say(f"teacher logits for {len(training_data.train)} training images (cached in {cache})")
-        logits = teacher_logits(source.model, training_data.train, permutation, device=device,
-                                cache_file=cache if is_main else None, teacher_sha256=source.info.weights_sha256 or "")
-        source.model.to("cpu")
-        objective = distillation_objective(config, recipe.label_smoothing, cached=logits)
-    else:
+
+
+def _teacher_objective(
+    source: SourceModel, train: LabeledImages, permutation: list[int], config: DistillConfig, label_smoothing: float,
+    *, device: torch.device, cache: Path, say: Callable[[str], None],
+) -> Objective:
+    """The distillation loss: from the teacher's logits computed once (and cached by rank 0), or live."""
+    if not config.cache_teacher_logits:
         source.model.to(device).eval()
-        objective = distillation_objective(config, recipe.label_smoothing, teacher=source.model, permutation=permutation)
-    details = {"task": "distill", "distillation": asdict(config),
-               "teacher": {"model": source.info.model, "weights": source.info.weights,
-                           "weights_sha256": source.info.weights_sha256, "val_accuracy": teacher_accuracy}}
-    return train_and_save(start, training_data, objective, options, out=out_path, weights="distilled", details=details,
-                          setup=setup)
+        return distillation_objective(config, label_smoothing, teacher=source.model, permutation=permutation)
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    say(f"teacher logits for {len(train)} training images (cached in {cache})")
+    logits = teacher_logits(source.model, train, permutation, device=device, cache_file=cache if is_main else None,
+                            teacher_sha256=source.info.weights_sha256 or "")
+    source.model.to("cpu")
+    return distillation_objective(config, label_smoothing, cached=logits)
 
 
 def _preset_size(student: str, source: SourceModel) -> int | None:

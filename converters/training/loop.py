@@ -1,10 +1,12 @@
-"""The training loop behind ``vitedge finetune`` and ``vitedge distill``: one process, one GPU, or DDP.
+"""The one training loop: behind ``vitedge finetune``, ``vitedge distill`` (QAT included) and the quickstart.
 
-It extends :mod:`vitedge.converters.training.recipe` (same AdamW parameter groups, warmup + cosine schedule,
-augmentation and time budget) with what fine-tuning on users' data needs: mixed precision (bf16
-autocast on CPU, fp16 with loss scaling on GPU), gradient checkpointing, gradient accumulation,
-early stopping on validation accuracy (the best epoch's weights are kept), resumable
-checkpoints, a progress bar and a metrics log (JSON lines).
+It carries out the recipe of :mod:`vitedge.converters.training.recipe` (AdamW parameter groups, warmup +
+cosine schedule, augmentation, time budget; seeded and deterministic on CPU) and adds what fine-tuning
+on users' data needs: mixed precision (bf16 autocast on CPU, fp16 with loss scaling on GPU), gradient
+checkpointing, gradient accumulation, early stopping on validation accuracy (the best epoch's weights
+are kept, or the last epoch's on request), resumable checkpoints, a progress bar and a metrics log
+(JSON lines). It reads any :class:`~vitedge.converters.training.images.ImageSet`: an ImageFolder's
+pixels or arrays preprocessed already.
 
 Scale-out is PyTorch's DDP, launched by ``torchrun`` (or Hugging Face Accelerate's launcher,
 which sets the same environment): with ``WORLD_SIZE`` > 1 each process joins the process group
@@ -29,19 +31,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from vitedge.converters.training.images import ImageSet
 from vitedge.converters.training.recipe import (
     TrainConfig,
-    _augment,
-    _budget_clock,
-    _is_int,
-    _parameter_groups,
-    _torch_threads,
-    _warmup_cosine,
+    augment,
+    budget_clock,
+    is_int,
+    parameter_groups,
+    torch_threads,
+    warmup_cosine,
 )
-from vitedge.data.imagefolder import LabeledImages
 from vitedge.errors import UsageError
 
 AMP_MODES = ("auto", "fp32", "bf16", "fp16")
+KEEP_CHOICES = ("best", "last")
 METRICS_LOG = "metrics.jsonl"
 _MODEL_STATE = "model.safetensors"
 _BEST_STATE = "best.safetensors"
@@ -63,6 +66,8 @@ class LoopConfig:
         patience: Stop after this many epochs without a better validation accuracy; None: never.
         device: ``auto`` (the local GPU when there is one), ``cpu``, ``cuda`` or ``cuda:N``.
         progress: Show a progress bar (rank 0, on a terminal).
+        keep: The weights the model holds at the end: ``best`` (the best validation epoch's) or
+            ``last`` (the last epoch's, e.g. for a fixed recipe measured as it ends).
     """
 
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -72,19 +77,22 @@ class LoopConfig:
     patience: int | None = None
     device: str = "auto"
     progress: bool = True
+    keep: str = "best"
 
     def __post_init__(self) -> None:
         problems = []
         if not isinstance(self.train, TrainConfig):
             problems.append(f"train must be a TrainConfig, got {type(self.train).__name__}")
-        if not _is_int(self.accumulation_steps) or self.accumulation_steps < 1:
+        if not is_int(self.accumulation_steps) or self.accumulation_steps < 1:
             problems.append(f"accumulation_steps must be a positive integer, got {self.accumulation_steps!r}")
         if self.amp not in AMP_MODES:
             problems.append(f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
-        if self.patience is not None and (not _is_int(self.patience) or self.patience < 1):
+        if self.patience is not None and (not is_int(self.patience) or self.patience < 1):
             problems.append(f"patience must be a positive integer or None, got {self.patience!r}")
         if not isinstance(self.device, str) or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             problems.append(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.keep not in KEEP_CHOICES:
+            problems.append(f"keep must be one of {', '.join(KEEP_CHOICES)}, got {self.keep!r}")
         if problems:
             raise UsageError("invalid training loop config: " + "; ".join(problems))
 
@@ -116,7 +124,7 @@ class EpochRecord:
 
 @dataclass(frozen=True)
 class LoopResult:
-    """What the loop did. The model holds the best epoch's weights."""
+    """What the loop did. The model holds the best epoch's weights (the last epoch's with ``keep="last"``)."""
 
     history: tuple[EpochRecord, ...]
     best_epoch: int
@@ -186,7 +194,7 @@ def _broadcast(value: float, dist_info: Distributed, device: torch.device) -> fl
 
 
 def evaluate(
-    model: nn.Module, images: LabeledImages, device: torch.device, *, batch_size: int = 128,
+    model: nn.Module, images: ImageSet, device: torch.device, *, batch_size: int = 128,
     amp_dtype: torch.dtype | None = None,
 ) -> float:
     """Top-1 accuracy of ``model`` on ``images`` (its train/eval mode is restored)."""
@@ -238,7 +246,12 @@ class _Checkpoints:
             raise UsageError(
                 f"{self.folder}: the checkpoint cannot be read ({type(error).__name__}: {error})",
                 hint="delete the checkpoint folder to start over",
-            ) from None
+            ) from error
+
+    def start_log(self) -> None:
+        """A fresh run starts a fresh metrics log."""
+        if self.enabled:
+            (self.folder / METRICS_LOG).unlink(missing_ok=True)
 
     def log(self, record: EpochRecord) -> None:
         if self.enabled:
@@ -258,10 +271,80 @@ def _progress(total: int, epoch: int, enabled: bool):
                 file=sys.stderr, dynamic_ncols=True)
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What stays fixed while the loop runs: the model, the data, where and how it trains."""
+
+    model: nn.Module
+    step_model: nn.Module  # the model, or its DDP wrapper
+    train: ImageSet
+    val: ImageSet
+    targets: torch.Tensor  # every training label, int64
+    config: LoopConfig
+    objective: Objective
+    dist: Distributed
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    steps_per_epoch: int
+    checkpoints: _Checkpoints
+    started: float
+    on_epoch: Callable[[EpochRecord], None] | None
+
+    @property
+    def recipe(self) -> TrainConfig:
+        return self.config.train
+
+
+@dataclass
+class _State:
+    """What changes from epoch to epoch: what a checkpoint saves and a resume restores."""
+
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler | None
+    generator: torch.Generator
+    best_state: dict[str, torch.Tensor]
+    history: list[EpochRecord] = field(default_factory=list)
+    best_accuracy: float = -1.0
+    best_epoch: int = 0
+    stale: int = 0
+    epoch: int = 0  # the last epoch that ran
+
+    def add(self, record: EpochRecord, model: nn.Module) -> None:
+        """Count an epoch: the history, the best epoch (and its weights), epochs without progress."""
+        self.history.append(record)
+        self.epoch = record.epoch
+        if record.val_accuracy > self.best_accuracy:
+            self.best_accuracy, self.best_epoch, self.stale = record.val_accuracy, record.epoch, 0
+            self.best_state = _cpu_state(model)
+        else:
+            self.stale += 1
+
+    def trainer_state(self) -> dict:
+        return {
+            "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+            "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(), "epoch": self.epoch,
+            "best_accuracy": self.best_accuracy, "best_epoch": self.best_epoch, "stale": self.stale,
+            "history": json.dumps([asdict(item) for item in self.history]),
+        }
+
+    def restore(self, trainer: dict) -> None:
+        self.optimizer.load_state_dict(trainer["optimizer"])
+        self.schedule.load_state_dict(trainer["schedule"])
+        if self.scaler is not None and trainer.get("scaler"):
+            self.scaler.load_state_dict(trainer["scaler"])
+        self.generator.set_state(trainer["generator"])
+        torch.set_rng_state(trainer["torch_rng"])
+        self.best_accuracy, self.best_epoch, self.stale = trainer["best_accuracy"], trainer["best_epoch"], trainer["stale"]
+        self.history = [EpochRecord(**record) for record in json.loads(trainer["history"])]
+        self.epoch = trainer["epoch"]
+
+
 def run_training(
     model: nn.Module,
-    train: LabeledImages,
-    val: LabeledImages,
+    train: ImageSet,
+    val: ImageSet,
     config: LoopConfig,
     objective: Objective,
     *,
@@ -269,11 +352,14 @@ def run_training(
     resume: bool = False,
     on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> LoopResult:
-    """Train ``model`` in place; on return it holds the weights of the best validation epoch.
+    """Train ``model`` in place; on return it holds the weights of the best validation epoch
+    (of the last epoch with ``config.keep == "last"``), on CPU, in eval mode.
+
+    The global torch random state and thread count are left as they were.
 
     Args:
         model: A classifier called as ``model(pixel_values=...)`` returning ``.logits``.
-        train: Training images and labels.
+        train: Training images and labels (e.g. :class:`~vitedge.data.imagefolder.LabeledImages`).
         val: Validation images and labels (early stopping and the best epoch).
         config: The loop and its recipe.
         objective: The loss (cross-entropy, distillation, ...): ``objective(logits, batch)``.
@@ -282,19 +368,52 @@ def run_training(
         on_epoch: Called after each epoch (rank 0 only), e.g. to print a line.
 
     Raises:
-        UsageError: An unusable device or precision, a model without gradient checkpointing, a
-            checkpoint that cannot be read or does not fit the model.
+        UsageError: Empty sets or labels outside the model's classes, an unusable device or
+            precision, a model without gradient checkpointing, a checkpoint that cannot be read
+            or does not fit the model.
     """
-    recipe = config.train
+    _check_sets(model, train, val)
+    run = _prepare(model, train, val, config, objective, checkpoint_dir, on_epoch)
+    with torch_threads(config.train.num_threads), torch.random.fork_rng(devices=[]):
+        state = _start(run)
+        if resume and run.checkpoints.exists():
+            _resume(run, state)
+        resumed_from = state.epoch
+        if resumed_from == 0:
+            run.checkpoints.start_log()
+        stopped = "completed"
+        for epoch in range(resumed_from + 1, config.train.epochs + 1):
+            out_of_time = _run_epoch(run, state, epoch)
+            stopped = _why_stop(run, state, out_of_time)
+            if stopped != "completed":
+                break
+        _finish(run, state)
+    return LoopResult(tuple(state.history), state.best_epoch, state.best_accuracy, stopped, resumed_from,
+                      run.dist.world_size, round(time.perf_counter() - run.started, 3))
+
+
+def _check_sets(model: nn.Module, train: ImageSet, val: ImageSet) -> None:
     if len(train) == 0 or len(val) == 0:
         raise UsageError("training and validation sets must not be empty")
+    num_labels = getattr(getattr(model, "config", None), "num_labels", None)
+    if num_labels is None:
+        return
+    for name, images in (("training", train), ("validation", val)):
+        if images.labels.min() < 0 or images.labels.max() >= num_labels:
+            raise UsageError(f"{name} labels must be in range(0, {num_labels}) (the model's num_labels)")
+
+
+def _prepare(
+    model: nn.Module, train: ImageSet, val: ImageSet, config: LoopConfig, objective: Objective,
+    checkpoint_dir: Path | None, on_epoch: Callable[[EpochRecord], None] | None,
+) -> _Run:
+    """Join the process group, place the model on its device (wrapped in DDP when distributed)."""
     started = time.perf_counter()
     # Join the process group first: the device of a GPU process depends on its local rank.
     dist_info = distributed_from_env(torch.device("cuda") if config.device.startswith("cuda") or
                                      (config.device == "auto" and torch.cuda.is_available()) else None)
     device = resolve_device(config.device, dist_info.local_rank)
     amp_dtype = _amp_dtype(config.amp, device)
-    checkpoints = _Checkpoints(checkpoint_dir, enabled=dist_info.is_main)
     if config.gradient_checkpointing:
         if not getattr(model, "supports_gradient_checkpointing", False):
             raise UsageError(f"{type(model).__name__} does not support gradient checkpointing")
@@ -305,110 +424,118 @@ def run_training(
         from torch.nn.parallel import DistributedDataParallel
 
         step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return _Run(
+        model, step_model, train, val, torch.from_numpy(train.labels.astype(np.int64)), config, objective,
+        dist_info, device, amp_dtype, _steps_per_epoch(len(train), config.train.batch_size, dist_info.world_size),
+        _Checkpoints(checkpoint_dir, enabled=dist_info.is_main), started, on_epoch,
+    )
 
-    batch_size = recipe.batch_size
-    if batch_size < dist_info.world_size:
-        raise UsageError(f"batch size {batch_size} is smaller than the {dist_info.world_size} processes")
-    if len(train) < dist_info.world_size:
-        raise UsageError(f"{len(train)} training images cannot be shared by {dist_info.world_size} processes")
-    steps_per_epoch = math.ceil(len(train) / batch_size)
-    if 0 < len(train) % batch_size < dist_info.world_size:
-        steps_per_epoch -= 1  # a last batch too small to give every process an image
-    targets_all = torch.from_numpy(train.labels.astype(np.int64))
 
-    with _torch_threads(recipe.num_threads), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe.seed)
-        generator = torch.Generator().manual_seed(recipe.seed)
-        optimizer = torch.optim.AdamW(_parameter_groups(model, recipe.weight_decay), lr=recipe.learning_rate)
-        budget = None if recipe.max_seconds is None else _budget_clock(started, recipe.max_seconds)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, _warmup_cosine(steps_per_epoch * recipe.epochs, recipe.warmup_fraction, budget)
-        )
-        scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
-        history: list[EpochRecord] = []
-        best_state = _cpu_state(model)
-        best_accuracy, best_epoch, stale, first_epoch = -1.0, 0, 0, 1
-        if resume and checkpoint_dir is not None and (checkpoint_dir / _TRAINER_STATE).is_file():
-            state, best_state, trainer = _Checkpoints(checkpoint_dir, True).load()
-            try:
-                model.load_state_dict(state)
-            except RuntimeError as error:
-                raise UsageError(f"{checkpoint_dir}: the checkpoint does not fit this model ({str(error)[:200]})",
-                                 hint="delete the checkpoint folder or resume with the same model") from None
-            optimizer.load_state_dict(trainer["optimizer"])
-            schedule.load_state_dict(trainer["schedule"])
-            if scaler is not None and trainer.get("scaler"):
-                scaler.load_state_dict(trainer["scaler"])
-            generator.set_state(trainer["generator"])
-            torch.set_rng_state(trainer["torch_rng"])
-            best_accuracy, best_epoch, stale = trainer["best_accuracy"], trainer["best_epoch"], trainer["stale"]
-            history = [EpochRecord(**record) for record in json.loads(trainer["history"])]
-            first_epoch = trainer["epoch"] + 1
-        resumed_from = first_epoch - 1
-        if resumed_from == 0 and checkpoints.enabled:
-            (checkpoint_dir / METRICS_LOG).unlink(missing_ok=True)  # a fresh run starts a fresh log
-        stopped = "completed"
-        for epoch in range(first_epoch, recipe.epochs + 1):
-            step_model.train()
-            order = torch.randperm(len(train), generator=generator)
-            epoch_started, epoch_loss, steps, seen = time.perf_counter(), 0.0, 0, 0
-            out_of_time = False
-            with _progress(steps_per_epoch, epoch, config.progress and dist_info.is_main) as bar:
-                for step in range(steps_per_epoch):
-                    index = order[step * batch_size : (step + 1) * batch_size]
-                    local = index[dist_info.rank :: dist_info.world_size]
-                    inputs = _augment(torch.from_numpy(train.inputs(local.numpy())), recipe, generator)
-                    loss_value = _optimizer_step(
-                        step_model, optimizer, scaler, objective,
-                        Batch(inputs.to(device), targets_all[local].to(device), local),
-                        config.accumulation_steps, device, amp_dtype, dist_info.world_size > 1,
-                    )
-                    schedule.step()
-                    epoch_loss += loss_value
-                    steps += 1
-                    seen += len(index)
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{schedule.get_last_lr()[0]:.2e}")
-                    if recipe.max_seconds is not None:
-                        spent = float(time.perf_counter() - started >= recipe.max_seconds)
-                        if _broadcast(spent, dist_info, device):
-                            out_of_time = True
-                            break
-            accuracy = _broadcast(evaluate(model, val, device, amp_dtype=amp_dtype), dist_info, device)
-            record = EpochRecord(
-                epoch=epoch, train_loss=_broadcast(epoch_loss / steps, dist_info, device), val_accuracy=accuracy,
-                learning_rate=float(schedule.get_last_lr()[0]), seconds=round(time.perf_counter() - started, 3),
-                images_per_second=round(seen / max(time.perf_counter() - epoch_started, 1e-9), 2),
-            )
-            history.append(record)
-            if accuracy > best_accuracy:
-                best_accuracy, best_epoch, stale = accuracy, epoch, 0
-                best_state = _cpu_state(model)
-            else:
-                stale += 1
-            checkpoints.log(record)
-            checkpoints.save(model, best_state, {
-                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else {},
-                "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "epoch": epoch,
-                "best_accuracy": best_accuracy, "best_epoch": best_epoch, "stale": stale,
-                "history": json.dumps([asdict(item) for item in history]),
-            })
-            if on_epoch is not None and dist_info.is_main:
-                on_epoch(record)
-            if out_of_time:
-                stopped = "time-budget"
+def _steps_per_epoch(train_images: int, batch_size: int, world_size: int) -> int:
+    if batch_size < world_size:
+        raise UsageError(f"batch size {batch_size} is smaller than the {world_size} processes")
+    if train_images < world_size:
+        raise UsageError(f"{train_images} training images cannot be shared by {world_size} processes")
+    steps = math.ceil(train_images / batch_size)
+    if 0 < train_images % batch_size < world_size:
+        steps -= 1  # a last batch too small to give every process an image
+    return steps
+
+
+def _start(run: _Run) -> _State:
+    """Seed, and build the optimizer, its schedule and the loss scaler (fp16)."""
+    recipe = run.recipe
+    torch.manual_seed(recipe.seed)  # dropout and stochastic depth, if the model has them
+    generator = torch.Generator().manual_seed(recipe.seed)
+    optimizer = torch.optim.AdamW(parameter_groups(run.model, recipe.weight_decay), lr=recipe.learning_rate)
+    budget = None if recipe.max_seconds is None else budget_clock(run.started, recipe.max_seconds)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(run.steps_per_epoch * recipe.epochs, recipe.warmup_fraction, budget)
+    )
+    scaler = torch.amp.GradScaler(run.device.type) if run.amp_dtype == torch.float16 else None
+    return _State(optimizer, schedule, scaler, generator, _cpu_state(run.model))
+
+
+def _resume(run: _Run, state: _State) -> None:
+    folder = run.checkpoints.folder
+    weights, state.best_state, trainer = _Checkpoints(folder, True).load()
+    try:
+        run.model.load_state_dict(weights)
+    except RuntimeError as error:
+        raise UsageError(f"{folder}: the checkpoint does not fit this model ({str(error)[:200]})",
+                         hint="delete the checkpoint folder or resume with the same model") from error
+    state.restore(trainer)
+
+
+def _run_epoch(run: _Run, state: _State, epoch: int) -> bool:
+    """Train one epoch, evaluate, record, checkpoint and report it; True when the time budget ran out."""
+    run.step_model.train()
+    order = torch.randperm(len(run.train), generator=state.generator)
+    epoch_started, epoch_loss, steps, seen = time.perf_counter(), 0.0, 0, 0
+    out_of_time = False
+    batch_size = run.recipe.batch_size
+    with _progress(run.steps_per_epoch, epoch, run.config.progress and run.dist.is_main) as bar:
+        for step in range(run.steps_per_epoch):
+            index = order[step * batch_size : (step + 1) * batch_size]
+            loss_value = _train_step(run, state, index)
+            epoch_loss += loss_value
+            steps += 1
+            seen += len(index)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{state.schedule.get_last_lr()[0]:.2e}")
+            if _out_of_time(run):
+                out_of_time = True
                 break
-            if config.patience is not None and stale >= config.patience:
-                stopped = "early-stopping"
-                break
-        model.load_state_dict(best_state)
-        if config.gradient_checkpointing:
-            model.gradient_checkpointing_disable()
-        model.to("cpu").eval()
+    accuracy = _broadcast(evaluate(run.model, run.val, run.device, amp_dtype=run.amp_dtype), run.dist, run.device)
+    record = EpochRecord(
+        epoch=epoch, train_loss=_broadcast(epoch_loss / steps, run.dist, run.device), val_accuracy=accuracy,
+        learning_rate=float(state.schedule.get_last_lr()[0]), seconds=round(time.perf_counter() - run.started, 3),
+        images_per_second=round(seen / max(time.perf_counter() - epoch_started, 1e-9), 2),
+    )
+    _record(run, state, record)
+    return out_of_time
 
-    return LoopResult(tuple(history), best_epoch, best_accuracy, stopped, resumed_from, dist_info.world_size,
-                      round(time.perf_counter() - started, 3))
+
+def _train_step(run: _Run, state: _State, index: torch.Tensor) -> float:
+    """One optimizer step on this process's share of the batch ``index``; returns its mean loss."""
+    local = index[run.dist.rank :: run.dist.world_size]
+    inputs = augment(torch.from_numpy(run.train.inputs(local.numpy())), run.recipe, state.generator)
+    loss_value = _optimizer_step(run, state, Batch(inputs.to(run.device), run.targets[local].to(run.device), local))
+    state.schedule.step()
+    return loss_value
+
+
+def _out_of_time(run: _Run) -> bool:
+    if run.recipe.max_seconds is None:
+        return False
+    spent = float(time.perf_counter() - run.started >= run.recipe.max_seconds)
+    return bool(_broadcast(spent, run.dist, run.device))
+
+
+def _record(run: _Run, state: _State, record: EpochRecord) -> None:
+    state.add(record, run.model)
+    run.checkpoints.log(record)
+    run.checkpoints.save(run.model, state.best_state, state.trainer_state())
+    if run.on_epoch is not None and run.dist.is_main:
+        run.on_epoch(record)
+
+
+def _why_stop(run: _Run, state: _State, out_of_time: bool) -> str:
+    """``time-budget``, ``early-stopping``, or ``completed`` (go on while epochs remain)."""
+    if out_of_time:
+        return "time-budget"
+    if run.config.patience is not None and state.stale >= run.config.patience:
+        return "early-stopping"
+    return "completed"
+
+
+def _finish(run: _Run, state: _State) -> None:
+    """The weights to keep, gradient checkpointing off, on CPU in eval mode."""
+    if run.config.keep == "best":
+        run.model.load_state_dict(state.best_state)
+    if run.config.gradient_checkpointing:
+        run.model.gradient_checkpointing_disable()
+    run.model.to("cpu").eval()
 
 
 def _micro_batches(batch: Batch, count: int) -> Iterator[tuple[Batch, float]]:
@@ -419,27 +546,25 @@ def _micro_batches(batch: Batch, count: int) -> Iterator[tuple[Batch, float]]:
         yield Batch(batch.inputs[part], batch.labels[part], batch.index[part]), min(chunk, size - start) / size
 
 
-def _optimizer_step(
-    model: nn.Module, optimizer: torch.optim.Optimizer, scaler, objective: Objective, batch: Batch,
-    accumulation_steps: int, device: torch.device, amp_dtype: torch.dtype | None, distributed: bool,
-) -> float:
+def _optimizer_step(run: _Run, state: _State, batch: Batch) -> float:
     """One optimizer step over ``batch`` in micro-batches; returns the batch's mean loss."""
-    optimizer.zero_grad(set_to_none=True)
-    parts = list(_micro_batches(batch, accumulation_steps))
+    state.optimizer.zero_grad(set_to_none=True)
+    parts = list(_micro_batches(batch, run.config.accumulation_steps))
+    distributed = run.dist.world_size > 1
     total = 0.0
     for number, (part, weight) in enumerate(parts):
         last = number == len(parts) - 1
-        sync = contextlib.nullcontext() if last or not distributed else model.no_sync()
+        sync = contextlib.nullcontext() if last or not distributed else run.step_model.no_sync()
         with sync:
-            with _autocast(device, amp_dtype):
-                loss = objective(model(pixel_values=part.inputs).logits.float(), part) * weight
-            (scaler.scale(loss) if scaler is not None else loss).backward()
+            with _autocast(run.device, run.amp_dtype):
+                loss = run.objective(run.step_model(pixel_values=part.inputs).logits.float(), part) * weight
+            (state.scaler.scale(loss) if state.scaler is not None else loss).backward()
         total += float(loss.detach())
-    if scaler is not None:
-        scaler.step(optimizer)
-        scaler.update()
+    if state.scaler is not None:
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
     else:
-        optimizer.step()
+        state.optimizer.step()
     return total
 
 

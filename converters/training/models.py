@@ -88,7 +88,7 @@ def build_starting_model(
         try:
             config = AutoConfig.from_pretrained(path)
         except Exception as error:
-            raise ModelLoadError(f"{path}: not a Hugging Face model config ({error})") from None
+            raise ModelLoadError(f"{path}: not a Hugging Face model config ({error})") from error
         for name, value in {**overrides, **_label_config(class_names)}.items():
             setattr(config, name, value)
         _check_sizes(config, str(path))

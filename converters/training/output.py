@@ -3,20 +3,20 @@
 ``config.json`` (with ``id2label``), ``model.safetensors``, ``preprocessor_config.json`` and
 ``vitedge_training.json``, the record that makes manifests say ``finetuned`` or ``distilled``
 (see :data:`vitedge.converters.loading.TRAINING_RECORD`), plus the metrics log. Like conversions,
-the folder is built beside its destination and renamed into place at the end.
+the folder is written with :func:`vitedge.converters.atomic.atomic_folder` (built beside its
+destination, renamed into place at the end); only an earlier training output is ever replaced.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from vitedge.converters.atomic import atomic_folder
 from vitedge.converters.hf_preprocess import PROCESSOR_CONFIG
 from vitedge.converters.loading import TRAINING_RECORD
 from vitedge.errors import UsageError
@@ -81,32 +81,22 @@ def save_training_output(
     """
     if record.get("weights") not in WEIGHTS_KINDS:
         raise ValueError(f"record['weights'] must be one of {WEIGHTS_KINDS}")
-    check_output(out, overwrite=overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        try:
-            model.save_pretrained(work, safe_serialization=True)
-        finally:
-            hf_logging.enable_progress_bar()
+    with atomic_folder(out, overwrite=overwrite, check=check_output) as work:
+        save_weights(model, work)
         (work / PROCESSOR_CONFIG).write_text(json.dumps(processor_config or processor_config_for(spec), indent=2) + "\n")
         (work / TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n")
         for name, path in (extra_files or {}).items():
             if path.is_file():
                 shutil.copyfile(path, work / name)
-        os.chmod(work, 0o755)
-        if out.exists():
-            check_output(out, overwrite=overwrite)
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.rename(out, old / "previous")
-            os.rename(work, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return out
+
+
+def save_weights(model: nn.Module, folder: Path) -> None:
+    """``config.json`` and ``model.safetensors`` into ``folder`` (transformers' ``save_pretrained``, no progress bar)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    try:
+        model.save_pretrained(folder, safe_serialization=True)
+    finally:
+        hf_logging.enable_progress_bar()

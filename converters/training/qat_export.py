@@ -28,7 +28,11 @@ from onnx import numpy_helper
 
 from vitedge.converters.atomic import atomic_folder
 from vitedge.converters.calibration import load_calibration
-from vitedge.converters.export_types import ExportOptions
+from vitedge.converters.export_types import (
+    DEFAULT_CALIBRATION_SAMPLES,
+    DEFAULT_VALIDATION_SAMPLES,
+    ExportOptions,
+)
 from vitedge.converters.loading import SourceModel, load_source
 from vitedge.converters.onnx.export import export_onnx
 from vitedge.converters.onnx.quantize import Int8Scheme, quantizable_nodes, quantize
@@ -107,8 +111,8 @@ def export_int8_matmuls(
     *,
     qat: bool | None = None,
     calibration: str = "builtin",
-    calibration_samples: int = 64,
-    validation_samples: int = 32,
+    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
+    validation_samples: int = DEFAULT_VALIDATION_SAMPLES,
     overwrite: bool = False,
     strict: bool = True,
 ) -> ConversionResult:

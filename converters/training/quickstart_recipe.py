@@ -1,7 +1,9 @@
 """The quickstart recipe: a small ViT trained from scratch on the built-in shapes dataset.
 
 Tuned so that on a 2-core CPU the whole training (data generation, preprocessing, training) takes
-one to two minutes and the model is good but not perfect, so that quantization losses show.
+one to two minutes and the model is good but not perfect, so that quantization losses show. It
+trains through the one training loop (:func:`vitedge.converters.training.loop.run_training`, the loop
+of ``vitedge finetune``), on CPU, in fp32, keeping the last epoch's weights.
 Measurements: ``benchmarks/results/quickstart_recipe.md``; reproduce them with
 ``python -m vitedge.converters.training.quickstart_recipe``.
 """
@@ -18,13 +20,16 @@ from dataclasses import dataclass
 import torch
 from transformers import ViTConfig, ViTForImageClassification
 
-from vitedge.converters.training.recipe import (
-    EpochStats,
-    TrainConfig,
-    TrainResult,
-    evaluate_accuracy,
-    train_classifier,
+from vitedge.converters.training.images import PreprocessedImages
+from vitedge.converters.training.loop import (
+    EpochRecord,
+    LoopConfig,
+    LoopResult,
+    cross_entropy_objective,
+    evaluate,
+    run_training,
 )
+from vitedge.converters.training.recipe import TrainConfig
 from vitedge.data.shapes import ShapesConfig, shapes_arrays, shapes_class_names
 from vitedge.errors import UsageError
 from vitedge.runtime.preprocess_spec import PreprocessSpec
@@ -136,8 +141,9 @@ class QuickstartRun:
     """What :func:`run_quickstart_recipe` did.
 
     Attributes:
-        model: The trained model, in eval mode.
-        train: The trainer's report.
+        model: The trained model (the last epoch's weights), in eval mode.
+        train: What the training loop did.
+        val_accuracy: Top-1 accuracy of the trained model on the validation split.
         test_accuracy: Top-1 accuracy on the test split.
         data_seconds: Generating and preprocessing the train and val splits.
         training_seconds: Data plus training: what the quickstart user waits for.
@@ -146,7 +152,8 @@ class QuickstartRun:
     """
 
     model: ViTForImageClassification
-    train: TrainResult
+    train: LoopResult
+    val_accuracy: float
     test_accuracy: float
     data_seconds: float
     training_seconds: float
@@ -158,7 +165,7 @@ def run_quickstart_recipe(
     shapes: ShapesConfig = QUICKSTART_SHAPES,
     counts: SplitCounts = QUICKSTART_COUNTS,
     train_config: TrainConfig = QUICKSTART_TRAIN,
-    on_epoch: Callable[[EpochStats], None] | None = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> QuickstartRun:
     """Generate the data, build the model, train it and measure it on the test split.
 
@@ -166,7 +173,7 @@ def run_quickstart_recipe(
         shapes: The dataset.
         counts: Images per class in each split (the calibration count is not used here).
         train_config: The training recipe.
-        on_epoch: Progress callback, passed to :func:`train_classifier`.
+        on_epoch: Progress callback, called after each epoch.
 
     Returns:
         The trained model with its accuracies and timings.
@@ -174,20 +181,21 @@ def run_quickstart_recipe(
     started, cpu_started = time.perf_counter(), time.process_time()
     spec = quickstart_preprocess_spec()
     class_names = shapes_class_names(shapes)
-    train_inputs, train_labels = shapes_arrays("train", counts.train, shapes, spec)
-    val_inputs, val_labels = shapes_arrays("val", counts.val, shapes, spec)
+    train = PreprocessedImages(*shapes_arrays("train", counts.train, shapes, spec))
+    val = PreprocessedImages(*shapes_arrays("val", counts.val, shapes, spec))
     data_seconds = time.perf_counter() - started
     model = build_quickstart_model(class_names)
-    result = train_classifier(
-        model, train_inputs, train_labels, val_inputs, val_labels, train_config, on_epoch=on_epoch
-    )
+    loop = LoopConfig(train=train_config, device="cpu", amp="fp32", progress=False, keep="last")
+    result = run_training(model, train, val, loop, cross_entropy_objective(train_config.label_smoothing),
+                          on_epoch=on_epoch)
     training_seconds = time.perf_counter() - started
     training_cpu_seconds = time.process_time() - cpu_started
-    test_inputs, test_labels = shapes_arrays("test", counts.test, shapes, spec)
+    test = PreprocessedImages(*shapes_arrays("test", counts.test, shapes, spec))
     return QuickstartRun(
         model=model,
         train=result,
-        test_accuracy=evaluate_accuracy(model, test_inputs, test_labels),
+        val_accuracy=result.history[-1].val_accuracy,
+        test_accuracy=evaluate(model, test, torch.device("cpu")),
         data_seconds=data_seconds,
         training_seconds=training_seconds,
         training_cpu_seconds=training_cpu_seconds,
@@ -212,7 +220,7 @@ def _main(argv: Sequence[str] | None = None) -> None:
         train_config = dataclasses.replace(train_config, max_seconds=args.max_seconds or None)
     print(f"dataset: {shapes}\ncounts per class: {counts}\ntraining: {train_config}", flush=True)
 
-    def report(stats: EpochStats) -> None:
+    def report(stats: EpochRecord) -> None:
         print(
             f"epoch {stats.epoch}: loss {stats.train_loss:.3f}  val accuracy {stats.val_accuracy:.3f}"
             f"  ({stats.seconds:.1f} s)",
@@ -223,8 +231,8 @@ def _main(argv: Sequence[str] | None = None) -> None:
     print(
         f"data {run.data_seconds:.1f} s + training {run.train.seconds:.1f} s = {run.training_seconds:.1f} s"
         f" (CPU {run.training_cpu_seconds:.1f} s, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs,"
-        f" stopped early: {run.train.stopped_early})\n"
-        f"val accuracy {run.train.final_val_accuracy:.3f}  test accuracy {run.test_accuracy:.3f}"
+        f" stopped early: {run.train.stopped == 'time-budget'})\n"
+        f"val accuracy {run.val_accuracy:.3f}  test accuracy {run.test_accuracy:.3f}"
     )
 
 
