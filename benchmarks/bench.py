@@ -164,18 +164,72 @@ def run_bench(
     Returns:
         The run: machine, settings, data, and one row per target in the given order.
     """
+    plan = _plan(targets, reference, data)
+    progress = progress or Progress(1, enabled=False)
+    progress.total = max(1, settings.rounds * len(plan.runnable) + int(plan.separate_reference))
+    outcomes, reference_outputs = _run_rounds(targets, plan, settings, data, progress)
+    if plan.reuse is not None and data is not None:
+        first = outcomes[plan.reuse][0]
+        reference_outputs = ReferenceOutputs(plan.reference.display_name, first.outputs, first.error)
+    results = [_result(target, plan.checked[i], outcomes.get(i, []), settings, data, reference_outputs)
+               for i, target in enumerate(targets)]
+    return BenchRun(
+        device=device or platform.node() or "this machine",
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        vitedge_version=__version__,
+        machine=machine_info(),
+        settings=settings,
+        data=data.info() if data is not None else None,
+        reference=plan.reference.display_name if plan.reference else (plan.given.name if plan.given else None),
+        results=tuple(results),
+        command=command if command is not None else shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        title=title,
+    )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a run does: each target's manifest check, which targets run, where reference logits come from.
+
+    Attributes:
+        checked: Per target, :func:`_manifest_fields`'s (fields, why skipped, manifest error).
+        runnable: Indices of the targets that run.
+        reference: The reference target (None: no reference, or reference logits given).
+        reuse: Index of the runnable target that is the reference, whose first round gives its logits.
+        separate_reference: Whether the reference runs in a worker of its own (untimed).
+        given: Reference logits computed before the run.
+    """
+
+    checked: list[tuple[dict[str, Any], str | None, str | None]]
+    runnable: list[int]
+    reference: BenchTarget | None
+    reuse: int | None
+    separate_reference: bool
+    given: ReferenceOutputs | None
+
+
+def _plan(targets: Sequence[BenchTarget], reference: str | ReferenceOutputs | None, data: BenchData | None) -> _Plan:
     checked = [_manifest_fields(target) for target in targets]
     runnable = [i for i, (_, skip, error) in enumerate(checked) if skip is None and error is None]
-    given = reference if isinstance(reference, ReferenceOutputs) else None
     ref_target = BenchTarget(reference_spec(reference)) if isinstance(reference, str) else None
     reuse = next((i for i in runnable if ref_target and targets[i].identity == ref_target.identity), None)
     if reuse is not None:
         ref_target = targets[reuse]  # its row's name names the reference
-    separate_reference = ref_target is not None and reuse is None and data is not None
-    progress = progress or Progress(1, enabled=False)
-    progress.total = max(1, settings.rounds * len(runnable) + int(separate_reference))
-    outcomes: dict[int, list[WorkerOutcome]] = {i: [] for i in runnable}
-    reference_outputs = given
+    return _Plan(checked, runnable, ref_target, reuse,
+                 separate_reference=ref_target is not None and reuse is None and data is not None,
+                 given=reference if isinstance(reference, ReferenceOutputs) else None)
+
+
+def _run_rounds(
+    targets: Sequence[BenchTarget], plan: _Plan, settings: BenchSettings, data: BenchData | None, progress: Progress,
+) -> tuple[dict[int, list[WorkerOutcome]], ReferenceOutputs | None]:
+    """The workers: the separate reference's (untimed) first, then round after round of every runnable target.
+
+    A target that failed in one round is not run again. Returns each runnable target's outcomes and
+    the reference logits (the given ones, or those of the separate reference).
+    """
+    outcomes: dict[int, list[WorkerOutcome]] = {i: [] for i in plan.runnable}
+    reference_outputs = plan.given
     with tempfile.TemporaryDirectory(prefix="vitedge-bench-") as workdir:
         images_file = data.write_list(Path(workdir) / "images.txt") if data is not None else None
 
@@ -183,13 +237,14 @@ def run_bench(
             return WorkerJob(spec, settings.threads, settings.batch_sizes, settings.warmup if runs else 0, runs,
                              images_file, outputs, settings.timeout_s)
 
-        if separate_reference:
-            progress.start(f"reference {ref_target.display_name}: outputs (untimed)")
-            outcome = run_worker(job(ref_target.spec, 0, True))
-            reference_outputs = ReferenceOutputs(ref_target.display_name, outcome.outputs, outcome.error)
-            progress.finish(None if outcome.ok else f"reference {ref_target.display_name}: FAILED {outcome.error}")
+        if plan.separate_reference:
+            name = plan.reference.display_name
+            progress.start(f"reference {name}: outputs (untimed)")
+            outcome = run_worker(job(plan.reference.spec, 0, True))
+            reference_outputs = ReferenceOutputs(name, outcome.outputs, outcome.error)
+            progress.finish(None if outcome.ok else f"reference {name}: FAILED {outcome.error}")
         for round_index in range(settings.rounds):
-            for i in runnable:
+            for i in plan.runnable:
                 if outcomes[i] and not outcomes[i][-1].ok:
                     progress.finish()
                     continue
@@ -200,27 +255,21 @@ def run_bench(
                 outcomes[i].append(outcome)
                 progress.finish(None if outcome.ok else f"{name}: FAILED {outcome.error}")
         progress.close()
-    if reuse is not None and data is not None:
-        first = outcomes[reuse][0]
-        reference_outputs = ReferenceOutputs(ref_target.display_name, first.outputs, first.error)
-    results = []
-    for i, target in enumerate(targets):
-        fields, skip, error = checked[i]
-        if error is not None:
-            results.append(_row(target, "failed", fields, error=error))
-        elif skip is not None:
-            results.append(_row(target, "skipped", fields, error=skip))
-        else:
-            results.append(combine(target, outcomes[i], fields, settings, data, reference_outputs))
-    return BenchRun(
-        device=device or platform.node() or "this machine",
-        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        vitedge_version=__version__,
-        machine=machine_info(),
-        settings=settings,
-        data=data.info() if data is not None else None,
-        reference=ref_target.display_name if ref_target else (given.name if given else None),
-        results=tuple(results),
-        command=command if command is not None else shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        title=title,
-    )
+    return outcomes, reference_outputs
+
+
+def _result(
+    target: BenchTarget,
+    checked: tuple[dict[str, Any], str | None, str | None],
+    outcomes: Sequence[WorkerOutcome],
+    settings: BenchSettings,
+    data: BenchData | None,
+    reference: ReferenceOutputs | None,
+) -> BenchResult:
+    """A target's row: failed (bad manifest), skipped (cannot run here), or combined from its rounds."""
+    fields, skip, error = checked
+    if error is not None:
+        return _row(target, "failed", fields, error=error)
+    if skip is not None:
+        return _row(target, "skipped", fields, error=skip)
+    return combine(target, outcomes, fields, settings, data, reference)

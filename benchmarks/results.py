@@ -264,7 +264,7 @@ def load_runs(path: str | os.PathLike) -> list[BenchRun]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UsageError(f"{path}: not valid JSON ({error})") from None
+        raise UsageError(f"{path}: not valid JSON ({error})") from error
     schema = document.get("schema") if isinstance(document, dict) else None
     family, _, version = str(schema).partition("/")
     if family != SCHEMA_FAMILY or not version.isdigit():
@@ -275,7 +275,7 @@ def load_runs(path: str | os.PathLike) -> list[BenchRun]:
     try:
         return [BenchRun.from_dict(run) for run in document["runs"]]
     except (KeyError, TypeError, ValueError) as error:
-        raise UsageError(f"{path}: malformed results ({type(error).__name__}: {error})") from None
+        raise UsageError(f"{path}: malformed results ({type(error).__name__}: {error})") from error
 
 
 def merge_runs(paths: list[str | os.PathLike]) -> list[BenchRun]:

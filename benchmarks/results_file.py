@@ -1,6 +1,6 @@
 """What the published benchmark scripts share: the line saying where they measured, and writing the report.
 
-Each script under ``benchmarks/`` that writes ``benchmarks/results/*.md`` starts its report with
+Each study under ``benchmarks/studies/`` that writes ``benchmarks/results/*.md`` starts its report with
 :func:`measured_on` and ends its ``main`` with :func:`emit`.
 """
 

@@ -33,7 +33,7 @@ class TorchTarget:
         except ImportError as error:
             raise BackendUnavailableError(
                 f"torch:{self.model}: PyTorch is not installed ({error})", hint="pip install 'vitedge[convert]'"
-            ) from None
+            ) from error
 
     def check_files(self) -> None:
         """Nothing to check: the loader refuses unsafe or missing weights itself."""

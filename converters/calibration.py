@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vitedge.converters.export_types import DEFAULT_CALIBRATION_SAMPLES
 from vitedge.data.shapes import ShapesConfig, shapes_samples
 from vitedge.errors import ImageLoadError, UsageError
 from vitedge.runtime.images import expand_image_paths, load_rgb
@@ -43,7 +44,7 @@ class CalibrationSet:
 
 
 def load_calibration(
-    spec: PreprocessSpec, source: str = BUILTIN, samples: int = 64, *, split: str = "calibration"
+    spec: PreprocessSpec, source: str = BUILTIN, samples: int = DEFAULT_CALIBRATION_SAMPLES, *, split: str = "calibration"
 ) -> CalibrationSet:
     """Calibration inputs from a folder of images or the built-in dataset's ``split``.
 

@@ -1,4 +1,9 @@
-"""Typed stage results shared by every exporter: what goes in (options) and what comes out."""
+"""Typed stage results shared by every exporter: what goes in (options) and what comes out.
+
+Also the one home of the conversion defaults the CLI, :func:`~vitedge.converters.convert`, calibration
+and validation share (the option choices, the calibration and validation sample counts). Torch free:
+the CLI reads it to build its parser.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,10 @@ ATTENTION_KERNELS = ("eager", "sdpa")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 INPUT_LAYOUTS = ("NCHW", "NHWC")
 INPUT_TYPES = ("float", "uint8", "image")
+#: Held-out inputs a fresh artifact is validated on (convert, verify and the CLI read this one number).
+DEFAULT_VALIDATION_SAMPLES = 32
+#: Calibration images of static quantization (ExportOptions, load_calibration and the CLI read this one number).
+DEFAULT_CALIBRATION_SAMPLES = 64
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,7 @@ class ExportOptions:
     attention: str = "eager"
     graph: str = "optimized"
     calibration: str = "builtin"
-    calibration_samples: int = 64
+    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES
     calibration_method: str = "percentile"
     input_layout: str = "NCHW"
     input_type: str = "float"

@@ -135,7 +135,7 @@ def load_spec(folder: str | Path, *, image_size: int) -> tuple[PreprocessSpec, d
         raise ModelLoadError(
             f"{path}: cannot load the image processor ({type(error).__name__}: {' '.join(str(error).split())})",
             hint="check that it is a valid preprocessor_config.json (ImageProcessor.save_pretrained writes one)",
-        ) from None
+        ) from error
     return spec_from_processor(processor), raw
 
 

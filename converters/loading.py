@@ -25,7 +25,6 @@ from vitedge.errors import ModelLoadError
 from vitedge.runtime.manifest import SourceInfo, sha256_file
 from vitedge.runtime.preprocess_spec import PreprocessSpec
 
-SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
 PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 #: A JSON file a vitedge training run leaves in its output folder: {"weights": "finetuned", ...}.
 TRAINING_RECORD = "vitedge_training.json"
@@ -97,7 +96,7 @@ def download_from_hub(
         raise ModelLoadError(
             f"{repo_id}: could not download from the Hugging Face Hub ({type(error).__name__}: {reason})",
             hint="check the id, revision and your connection (HF_TOKEN for gated models), or pass a local folder",
-        ) from None
+        ) from error
     commit = folder.name if re.fullmatch(r"[0-9a-f]{40}", folder.name) else revision
     return folder, commit
 
@@ -137,7 +136,7 @@ def load_folder(
     try:
         config = AutoConfig.from_pretrained(folder)
     except Exception as error:
-        raise ModelLoadError(f"{folder / 'config.json'}: cannot be read ({error})") from None
+        raise ModelLoadError(f"{folder / 'config.json'}: cannot be read ({error})") from error
     if config.model_type not in supported_model_types():
         raise ModelLoadError(
             f"{folder}: model type {config.model_type!r} is not supported yet",
@@ -152,7 +151,7 @@ def load_folder(
             folder, config=config, use_safetensors=is_safetensors, dtype=torch.float32
         )
     except Exception as error:
-        raise ModelLoadError(f"{folder}: the weights do not load ({type(error).__name__}: {error})") from None
+        raise ModelLoadError(f"{folder}: the weights do not load ({type(error).__name__}: {error})") from error
     finally:
         hf_logging.set_verbosity(verbosity)
         hf_logging.enable_progress_bar()

@@ -1,5 +1,9 @@
 """The conversion pipeline: load → export → describe → validate → package, each stage typed.
 
+An artifact that misses its precision's tolerance is refused (nothing is written) with a hint that
+says what to try instead, unless the caller accepts the failed validation: then it is written, its
+manifest records the failure, and a warning says so.
+
     >>> from vitedge.converters import convert
     >>> result = convert("google/vit-base-patch16-224", to="onnx", out="artifacts/vit-b16")
     >>> result.manifest.validation.top1_agreement
@@ -10,15 +14,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from vitedge._version import __version__
 from vitedge.converters.atomic import atomic_folder, check_destination
-from vitedge.converters.export_types import ExportedModel, ExportOptions
+from vitedge.converters.export_types import DEFAULT_VALIDATION_SAMPLES, ExportedModel, ExportOptions
 from vitedge.converters.loading import SourceModel, load_source
-from vitedge.converters.validate import DEFAULT_SAMPLES, validator_for
+from vitedge.converters.validate import validator_for
 from vitedge.errors import UsageError, ValidationFailedError
 from vitedge.formats import Format, PrecisionSupport, Tolerance, get_format, load_entry_point
 from vitedge.runtime.manifest import ConversionInfo, FileEntry, Manifest, ValidationReport
@@ -45,9 +50,10 @@ def convert(
     overwrite: bool = False,
     revision: str | None = None,
     allow_pickle: bool = False,
-    validation_samples: int = DEFAULT_SAMPLES,
+    validation_samples: int = DEFAULT_VALIDATION_SAMPLES,
     validation_images: str | os.PathLike | None = None,
     options: ExportOptions | None = None,
+    accept_failed_validation: bool = False,
     on_stage: Callable[[str], None] | None = None,
 ) -> ConversionResult:
     """Convert a ViT classifier into an artifact folder, validated against the torch fp32 model.
@@ -63,13 +69,18 @@ def convert(
         validation_samples: How many held-out inputs the artifact is checked on.
         validation_images: A folder of the user's own images to validate on (default: built-in).
         options: Format-specific export options (precision is taken from ``precision``).
+        accept_failed_validation: Write the artifact even when it misses the precision's tolerance
+            (a reduced precision this model does not take well): its manifest records the failed
+            validation (``validation.passed`` false and the failures), a warning says so, and the
+            runtime loads it like any other.
         on_stage: Called with a short line as each stage starts (the CLI prints them).
 
     Raises:
         UsageError: unknown format or precision, or ``out`` exists without ``overwrite``.
         ModelLoadError: the model cannot be loaded.
         ConversionError: the export failed.
-        ValidationFailedError: the artifact misses the format's tolerance; nothing is written.
+        ValidationFailedError: the artifact misses the format's tolerance and ``accept_failed_validation``
+            is false; nothing is written, and the hint says what to try (:func:`validation_hint`).
     """
     stage = on_stage or (lambda line: None)
     fmt = get_format(to)
@@ -85,20 +96,71 @@ def convert(
         from vitedge.converters.training.qat_export import export_int8_matmuls
 
         stage("int8-static with the activation ranges quantization-aware training learned (vitedge_qat.json)")
-        return export_int8_matmuls(source, out_path, qat=True, validation_samples=validation_samples,
-                                   overwrite=overwrite)
+        result = export_int8_matmuls(source, out_path, qat=True, validation_samples=validation_samples,
+                                     overwrite=overwrite, strict=not accept_failed_validation)
+    else:
+        result = _export_validated(fmt, source, out_path, export_options, overwrite=overwrite, stage=stage,
+                                   samples=validation_samples, images_dir=validation_images,
+                                   strict=not accept_failed_validation)
+    if accept_failed_validation:  # otherwise a failed validation raised
+        _warn_if_failed(result)
+    return result
+
+
+def _export_validated(
+    fmt: Format,
+    source: SourceModel,
+    out_path: Path,
+    options: ExportOptions,
+    *,
+    overwrite: bool,
+    stage: Callable[[str], None],
+    samples: int,
+    images_dir: str | os.PathLike | None,
+    strict: bool,
+) -> ConversionResult:
+    """Export, describe and validate into a work folder that becomes ``out_path`` only when all went well."""
     exporter = load_entry_point(fmt.exporter)
     with atomic_folder(out_path, overwrite=overwrite) as work:
-        stage(f"exporting to {fmt.title} {precision}")
-        exported: ExportedModel = exporter(source, work, export_options)
-        manifest = describe(fmt, precision, work, exported, source)
+        stage(f"exporting to {fmt.title} {options.precision}")
+        exported: ExportedModel = exporter(source, work, options)
+        manifest = describe(fmt, options.precision, work, exported, source)
         manifest.write(work)
-        stage(f"validating against the torch fp32 model on {validation_samples} inputs")
-        manifest = validate_into_manifest(
-            fmt, work, manifest, source, samples=validation_samples, images_dir=validation_images,
-            hint="nothing was written; report this with the command you ran (vitedge --version)",
-        )
+        stage(f"validating against the torch fp32 model on {samples} inputs")
+        manifest = validate_into_manifest(fmt, work, manifest, source, samples=samples, images_dir=images_dir,
+                                          hint=validation_hint(fmt, options.precision), strict=strict)
     return ConversionResult(out_path, manifest)
+
+
+def _warn_if_failed(result: ConversionResult) -> None:
+    report = result.validation
+    if report is not None and not report.passed:
+        warnings.warn(
+            f"{result.path}: written although it does not match the torch fp32 model ({'; '.join(report.failures)}); "
+            "its manifest records the failed validation",
+            stacklevel=3,
+        )
+
+
+#: Precisions to fall back on when a more compact one misses its tolerance, most compact first.
+FALLBACK_PRECISIONS = ("int8-dynamic", "int8-weight", "fp16")
+
+
+def validation_hint(fmt: Format, precision: str) -> str:
+    """What to do when a fresh ``precision`` artifact misses its tolerance (a ValidationFailedError's hint).
+
+    fp32 and fp16 should always pass: a failure there is a bug to report. A reduced precision can
+    simply lose too much on a given model: the hint names the format's wider precisions, the ONNX
+    accuracy budget, and the opt-in that writes the artifact anyway.
+    """
+    if precision in ("fp32", "fp16"):
+        return "nothing was written; report this with the command you ran (vitedge --version)"
+    wider = [name for name in FALLBACK_PRECISIONS if name in fmt.precision_names and name != precision]
+    steps = [f"--precision {' or '.join(wider)}"] if wider else []
+    if "max_accuracy_drop" in fmt.options:
+        steps.append("--max-accuracy-drop POINTS with int8 (keeps the most sensitive layers in float)")
+    steps.append("--accept-failed-validation to write it anyway, the failed validation recorded in its manifest")
+    return "nothing was written; try " + ", or ".join(steps)
 
 
 def validate_into_manifest(

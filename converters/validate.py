@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vitedge.converters.export_types import DEFAULT_VALIDATION_SAMPLES
 from vitedge.converters.loading import SourceModel
 from vitedge.data.shapes import ShapesConfig, shapes_samples
+from vitedge.errors import UsageError
 from vitedge.formats import Format, Tolerance, load_entry_point
 from vitedge.metrics import max_abs_diff, row_cosines, top1_agreement
 from vitedge.runtime.classifier import Classifier
@@ -24,7 +26,7 @@ from vitedge.runtime.manifest import ValidationReport
 from vitedge.runtime.preprocess import preprocess_batch
 from vitedge.runtime.preprocess_spec import PreprocessSpec
 
-DEFAULT_SAMPLES = 32
+DEFAULT_SAMPLES = DEFAULT_VALIDATION_SAMPLES
 REFERENCE = "torch fp32"
 
 
@@ -35,9 +37,12 @@ def validation_inputs(
 
     From ``images_dir`` when given (the user's own images, first ``samples`` in sorted order), else
     from the built-in shapes dataset's test split (never its train or calibration splits).
+
+    Raises:
+        UsageError: ``images_dir`` does not exist or holds no images.
     """
     if images_dir is not None:
-        paths = expand_image_paths([str(images_dir)])[:samples]
+        paths = validation_image_paths(images_dir)[:samples]
         images = [load_rgb(path) for path in paths]
         description = f"{len(images)} images from {images_dir}"
     else:
@@ -46,6 +51,20 @@ def validation_inputs(
         images = [image for image, _ in shapes_samples("test", per_class, config)][:samples]
         description = f"{len(images)} built-in shapes test images (seed {config.seed})"
     return preprocess_batch(images, spec), description
+
+
+def validation_image_paths(images_dir: str | Path) -> list[str]:
+    """The images of ``--validation-images`` (a folder, searched recursively, or one image file), sorted."""
+    if not Path(images_dir).exists():
+        raise UsageError(f"--validation-images {images_dir}: no such folder",
+                         hint="pass a folder of images, or leave the option out to validate on built-in images")
+    paths = expand_image_paths([str(images_dir)])
+    if not paths:
+        raise UsageError(
+            f"--validation-images {images_dir}: no images in this folder",
+            hint="put JPEG/PNG images in it (subfolders count), or leave the option out to validate on built-in images",
+        )
+    return paths
 
 
 def torch_outputs(source: SourceModel, inputs: np.ndarray, batch_size: int = 8) -> dict[str, np.ndarray]:

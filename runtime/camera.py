@@ -74,7 +74,7 @@ def open_picamera2(size: tuple[int, int] = DEFAULT_SIZE, *, camera: int = 0) -> 
         raise CameraUnavailableError(
             f"no camera {camera} ({reason})",
             hint="check the ribbon cable and that `rpicam-hello --list-cameras` lists it",
-        ) from None
+        ) from error
     try:
         picam.configure(picam.create_preview_configuration(main={"size": tuple(size), "format": "XBGR8888"}))
         picam.start()

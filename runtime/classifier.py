@@ -19,6 +19,7 @@ from vitedge.runtime.manifest import RANDOM_INIT_WARNING, Manifest, read_manifes
 from vitedge.runtime.preprocess import preprocess
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray | bytes
+DEFAULT_BATCH_SIZE = 8  # images per inference: Classifier.open's and the CLI's default
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class Classifier:
         manifest: Manifest,
         backend: Backend,
         *,
-        batch_size: int = 8,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         if batch_size < 1:
@@ -140,7 +141,7 @@ class Classifier:
         path: str | os.PathLike,
         *,
         num_threads: int | None = None,
-        batch_size: int = 8,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         verify: bool = True,
     ) -> Classifier:

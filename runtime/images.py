@@ -178,7 +178,7 @@ def _open_file(path: str | os.PathLike[str], name: str) -> BinaryIO:
     except PermissionError:
         raise ImageLoadError(name, "permission denied", hint="check the file's permissions") from None
     except OSError as error:
-        raise ImageLoadError(name, f"cannot open: {error.strerror or error}") from None
+        raise ImageLoadError(name, f"cannot open: {error.strerror or error}") from error
     if os.fstat(fp.fileno()).st_size == 0:
         fp.close()
         raise ImageLoadError(name, "empty file (0 bytes)", hint=_CORRUPT_HINT)
@@ -229,7 +229,7 @@ def _guarded(name: str, max_pixels: int, work: Callable[[], Image.Image]) -> Ima
         reason = " ".join(str(error).split()) or type(error).__name__
         raise ImageLoadError(
             name, f"truncated or corrupt image data ({reason})", hint=_CORRUPT_HINT
-        ) from None
+        ) from error
 
 
 def _allow_in_pillow(max_pixels: int) -> None:

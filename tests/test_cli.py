@@ -124,3 +124,93 @@ def test_convert_prints_where_and_how_well(capsys, tiny_folder, tmp_path):
     code, out, _ = run(capsys, "convert", str(tiny_folder), "--to", "onnx", "--out", str(tmp_path / "a"),
                        "--validation-samples", "4")
     assert code == 0 and f"wrote {tmp_path / 'a'}" in out and "PASSED" in out
+
+
+def test_debug_shows_the_cause_of_a_corrupt_model(capsys, tiny_artifact, tmp_path):
+    copy = shutil.copytree(tiny_artifact, tmp_path / "copy")
+    model = copy / "model.onnx"
+    model.write_bytes(b"\xff" * model.stat().st_size)  # same size: only the (skipped) sha256 would notice
+    argv = ["predict", str(copy), str(DATA / "coffee.png"), "--no-verify"]
+    code, _, err = run(capsys, *argv)
+    assert code == 1 and err.startswith("vitedge: error:") and "onnxruntime cannot load it" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    code, _, err = run(capsys, *argv, "--debug")
+    assert code == 1 and "Traceback" in err and "onnxruntime cannot load it" in err
+    assert "The above exception was the direct cause" in err and "InvalidProtobuf" in err  # onnxruntime's own error
+
+
+def test_the_cli_reads_its_defaults_from_the_options_and_settings(capsys, monkeypatch):
+    from dataclasses import dataclass
+
+    import vitedge.cli as cli
+    from vitedge.benchmarks.results import BenchSettings
+    from vitedge.converters.export_types import DEFAULT_VALIDATION_SAMPLES, ExportOptions
+    from vitedge.runtime.classifier import DEFAULT_BATCH_SIZE
+
+    defaults = ExportOptions()
+    args = cli.build_parser().parse_args(["convert", "m", "--to", "onnx", "--out", "o"])
+    assert (args.opset, args.exporter, args.graph, args.input_type, args.precision) == (
+        defaults.opset, defaults.exporter, defaults.graph, defaults.input_type, defaults.precision)
+    assert args.validation_samples == DEFAULT_VALIDATION_SAMPLES
+    assert cli.build_parser().parse_args(["verify", "a"]).samples == DEFAULT_VALIDATION_SAMPLES
+    assert cli.build_parser().parse_args(["predict", "a", "x.jpg"]).batch_size == DEFAULT_BATCH_SIZE
+    bench = cli.build_parser().parse_args(["bench", "a"])
+    settings = BenchSettings()
+    assert (bench.warmup, bench.runs, bench.rounds, bench.timeout) == (
+        settings.warmup, settings.runs, settings.rounds, settings.timeout_s)
+    assert cli._batch_sizes(bench.batch_sizes) == settings.batch_sizes
+
+    @dataclass(frozen=True)
+    class Changed(ExportOptions):
+        opset: int = 99
+        calibration_samples: int = 77
+
+    monkeypatch.setattr(cli, "ExportOptions", Changed)
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["convert", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "ONNX opset (default 99)" in help_text and "how many calibration images (default 77)" in help_text
+    assert f"held-out inputs to validate on (default {DEFAULT_VALIDATION_SAMPLES})" in help_text
+
+
+def _impossible_tolerance(monkeypatch, precision):
+    """Make ONNX ``precision`` miss its tolerance whatever the model (as a 4-bit model can, for real)."""
+    from dataclasses import replace
+
+    import vitedge.converters.pipeline as pipeline
+    from vitedge.formats import PrecisionSupport, Tolerance
+
+    onnx = FORMATS["onnx"]
+    impossible = PrecisionSupport(precision, Tolerance(max_abs_diff=0.0, min_logits_cosine=1.0000001))
+    strict = replace(onnx, precisions=tuple(impossible if p.precision == precision else p for p in onnx.precisions))
+    monkeypatch.setattr(pipeline, "get_format", lambda name: strict)
+
+
+def test_a_refused_reduced_precision_says_what_to_try(capsys, tiny_folder, tmp_path, monkeypatch):
+    _impossible_tolerance(monkeypatch, "int4-weight")
+    code, out, err = run(capsys, "convert", str(tiny_folder), "--to", "onnx", "--precision", "int4-weight",
+                         "--out", str(tmp_path / "a"), "--validation-samples", "4")
+    error = err.strip().splitlines()[-1]
+    assert code == 1 and error.startswith("vitedge: error:") and "does not match the torch fp32 model" in error
+    assert "nothing was written" in error and "--precision int8-dynamic or fp16" in error
+    assert "--max-accuracy-drop" in error and "--accept-failed-validation" in error
+    assert not (tmp_path / "a").exists()
+
+
+def test_accept_failed_validation_writes_the_artifact_and_records_the_failure(capsys, tiny_folder, tmp_path, monkeypatch):
+    from vitedge.runtime import Classifier
+    from vitedge.runtime.manifest import read_manifest
+
+    _impossible_tolerance(monkeypatch, "int4-weight")
+    out_dir = tmp_path / "a"
+    with pytest.warns(UserWarning, match=f"^{out_dir}: written although it does not match .*its manifest records"):
+        code, out, err = run(capsys, "convert", str(tiny_folder), "--to", "onnx", "--precision", "int4-weight",
+                             "--out", str(out_dir), "--validation-samples", "4", "--accept-failed-validation")
+    assert code == 0 and f"wrote {out_dir}" in out and "validation: FAILED: " in out
+    validation = json.loads((out_dir / "manifest.json").read_text())["validation"]
+    assert validation["passed"] is False and validation["failures"]
+    assert read_manifest(out_dir).validation.failures == tuple(validation["failures"])
+    code, out, _ = run(capsys, "inspect", str(out_dir))
+    assert code == 0 and "validation    FAILED: " in out
+    result = Classifier.open(out_dir).predict(str(DATA / "coffee.png"), top_k=1)
+    assert result.ok and result.top.label in TINY_LABELS

@@ -19,7 +19,15 @@ from pathlib import Path
 
 from vitedge._version import __version__
 from vitedge.converters.coreml.compat import TARGETS as COREML_TARGETS
-from vitedge.converters.export_types import CALIBRATION_METHODS, INPUT_LAYOUTS, INPUT_TYPES
+from vitedge.converters.export_types import (
+    CALIBRATION_METHODS,
+    DEFAULT_VALIDATION_SAMPLES,
+    EXPORTERS,
+    GRAPHS,
+    INPUT_LAYOUTS,
+    INPUT_TYPES,
+    ExportOptions,
+)
 from vitedge.errors import UsageError, VitedgeError
 from vitedge.formats import FORMATS, PRECISIONS
 
@@ -58,13 +66,24 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
+    from vitedge.runtime.classifier import DEFAULT_BATCH_SIZE
     from vitedge.runtime.images import DEFAULT_MAX_PIXELS
 
-    parser.add_argument("--batch-size", type=int, default=8, help="images per inference (default 8)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                        help=f"images per inference (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--threads", type=int, default=None, help="threads per inference (default: $VITEDGE_THREADS, else the backend's: all cores)")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help=f"refuse larger images, a decompression-bomb guard (default {DEFAULT_MAX_PIXELS:,})")
     parser.add_argument("--no-verify", action="store_true", help="skip the model files' sha256 check on open")
+
+
+def _described_choices(descriptions: dict[str, str], default: str, joiner: str) -> str:
+    """``optimized (fused ops, default) or plain (…)``: each choice, what it is, and which is the default."""
+    parts = []
+    for name, description in descriptions.items():
+        notes = ", ".join(note for note in (description, "default" if name == default else "") if note)
+        parts.append(f"{name} ({notes})" if notes else name)
+    return joiner.join(parts)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,41 +91,68 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vitedge {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks (accepted anywhere on the line)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for add_parser in (_add_convert_parser, _add_predict_parser, _add_embed_parser, _add_inspect_parser,
+                       _add_verify_parser, _add_formats_parser, _add_quickstart_parser, _add_bench_parser,
+                       _add_report_parser, _add_camera_parser):
+        add_parser(commands)
 
+    from vitedge.converters.training.cli import add_training_commands  # finetune, distill (torch-free import)
+
+    add_training_commands(commands)
+    return parser
+
+
+def _add_convert_parser(commands) -> None:
+    defaults = ExportOptions()
     convert = commands.add_parser("convert", help="convert a ViT classifier to an edge format, validated against torch")
     convert.add_argument("model", help="hub id (google/vit-base-patch16-224), local HF folder, or preset:NAME")
     convert.add_argument("--to", required=True, metavar="FORMAT", help=f"target format: {', '.join(FORMATS)}")
     convert.add_argument("--out", required=True, help="artifact folder to create")
-    convert.add_argument("--precision", default="fp32", metavar="P", help=f"one of: {', '.join(PRECISIONS)} (default fp32)")
+    convert.add_argument("--precision", default=defaults.precision, metavar="P",
+                         help=f"one of: {', '.join(PRECISIONS)} (default {defaults.precision})")
     convert.add_argument("--overwrite", action="store_true", help="replace an existing artifact at --out")
     convert.add_argument("--revision", help="hub revision: branch, tag or commit")
     convert.add_argument("--allow-pickle", action="store_true",
                          help="accept a pytorch_model.bin pickle checkpoint (it can run code: only for sources you trust)")
-    convert.add_argument("--validation-samples", type=int, default=32, help="held-out inputs to validate on (default 32)")
+    convert.add_argument("--validation-samples", type=int, default=DEFAULT_VALIDATION_SAMPLES,
+                         help=f"held-out inputs to validate on (default {DEFAULT_VALIDATION_SAMPLES})")
     convert.add_argument("--validation-images", help="validate on the images in this folder instead of built-in ones")
-    convert.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
-    convert.add_argument("--exporter", default="torchscript", choices=["torchscript", "dynamo"],
-                         help="ONNX exporter (default torchscript: measured fastest, see benchmarks/results)")
-    convert.add_argument("--graph", default="optimized", choices=["optimized", "plain"],
-                         help="ONNX graph: optimized (fused onnxruntime ops, default) or plain (standard ONNX ops only)")
+    convert.add_argument("--accept-failed-validation", action="store_true",
+                         help="write the artifact even when it misses the precision's tolerance against torch fp32: "
+                              "its manifest records the failed validation (with a warning)")
+    _add_export_options(convert, defaults)
+    convert.add_argument("--json", action="store_true", help="print the manifest as JSON")
+
+
+def _add_export_options(convert: argparse.ArgumentParser, defaults: ExportOptions) -> None:
+    """The ExportOptions flags of ``convert``; their defaults are the dataclass's."""
+    convert.add_argument("--opset", type=int, default=defaults.opset, help=f"ONNX opset (default {defaults.opset})")
+    convert.add_argument("--exporter", default=defaults.exporter, choices=EXPORTERS,
+                         help=f"ONNX exporter (default {defaults.exporter}: measured fastest, see benchmarks/results)")
+    graphs = {"optimized": "fused onnxruntime ops", "plain": "standard ONNX ops only"}
+    convert.add_argument("--graph", default=defaults.graph, choices=GRAPHS,
+                         help=f"ONNX graph: {_described_choices(graphs, defaults.graph, ' or ')}")
     convert.add_argument("--max-accuracy-drop", type=float, metavar="POINTS",
                          help="int8: keep the most sensitive layers in float until top-1 agreement with fp32 "
                               "drops by at most this many points")
     convert.add_argument("--calibration", metavar="DIR|builtin",
-                         help="int8-static: calibration images, a folder or the built-in set (default builtin)")
+                         help=f"int8-static: calibration images, a folder or the built-in set (default {defaults.calibration})")
     convert.add_argument("--calibration-samples", type=int, metavar="N",
-                         help="int8-static: how many calibration images (default 64)")
+                         help=f"int8-static: how many calibration images (default {defaults.calibration_samples})")
     convert.add_argument("--calibration-method", choices=CALIBRATION_METHODS,
                          help="int8-static: how activation ranges are chosen, where the format lets you pick")
+    layouts = {"NCHW": "", "NHWC": "mobile pipelines"}
     convert.add_argument("--input-layout", choices=INPUT_LAYOUTS,
-                         help="model input layout: NCHW (default) or NHWC (mobile pipelines)")
-    convert.add_argument("--input-type", default="float", choices=INPUT_TYPES,
-                         help="model input: float (normalized tensor, default), uint8 (raw pixels), "
-                              "image (Core ML image input for Vision; normalization in the model)")
+                         help=f"model input layout: {_described_choices(layouts, defaults.input_layout, ' or ')}")
+    input_types = {"float": "normalized tensor", "uint8": "raw pixels",
+                   "image": "Core ML image input for Vision; normalization in the model"}
+    convert.add_argument("--input-type", default=defaults.input_type, choices=INPUT_TYPES,
+                         help=f"model input: {_described_choices(input_types, defaults.input_type, ', ')}")
     convert.add_argument("--target", metavar="T",
                          help=f"deployment target (Core ML: {', '.join(COREML_TARGETS)}; default: the oldest the precision allows)")
-    convert.add_argument("--json", action="store_true", help="print the manifest as JSON")
 
+
+def _add_predict_parser(commands) -> None:
     predict = commands.add_parser("predict", help="classify images with an artifact")
     predict.intermixed = True
     predict.add_argument("artifact")
@@ -121,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="with --watch: seconds between looks, and how long a new file must stay unchanged (default 1)")
     _add_runtime_options(predict)
 
+
+def _add_embed_parser(commands) -> None:
     embed = commands.add_parser("embed", help="write L2-normalized image embeddings to a .npy file")
     embed.add_argument("artifact")
     embed.add_argument("images", nargs="+", help="image files and/or folders (searched recursively)")
@@ -128,25 +176,41 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--no-normalize", action="store_true", help="keep raw embeddings (no L2 normalization)")
     _add_runtime_options(embed)
 
+
+def _add_inspect_parser(commands) -> None:
     inspect = commands.add_parser("inspect", help="show an artifact's manifest")
     inspect.add_argument("artifact")
     inspect.add_argument("--json", action="store_true", help="print the raw manifest")
 
+
+def _add_verify_parser(commands) -> None:
     verify = commands.add_parser("verify", help="re-check an artifact's checksums and, when possible, its parity")
     verify.add_argument("artifact")
     verify.add_argument("--against", metavar="MODEL", help="the source model (default: the one the manifest names)")
-    verify.add_argument("--samples", type=int, default=32, help="inputs for the parity check (default 32)")
+    verify.add_argument("--samples", type=int, default=DEFAULT_VALIDATION_SAMPLES,
+                        help=f"inputs for the parity check (default {DEFAULT_VALIDATION_SAMPLES})")
     verify.add_argument("--allow-pickle", action="store_true", help="accept a pickle checkpoint as the source")
 
+
+def _add_formats_parser(commands) -> None:
     formats = commands.add_parser("formats", help="list formats and precisions")
     formats.add_argument("--json", action="store_true")
     formats.add_argument("--markdown", action="store_true", help="the README's table (without this machine's status)")
 
+
+def _add_quickstart_parser(commands) -> None:
     quickstart = commands.add_parser("quickstart", help="train a small ViT on built-in data, convert it, predict")
     quickstart.add_argument("--out", default="vitedge-quickstart", help="working folder (default ./vitedge-quickstart)")
     quickstart.add_argument("--seconds", type=float, default=None, help="cap the training time")
     quickstart.add_argument("--small", action="store_true", help="a much smaller run (seconds; for tests)")
 
+
+def _add_bench_parser(commands) -> None:
+    from vitedge.benchmarks.bench_data import DEFAULT_SAMPLES
+    from vitedge.benchmarks.results import BenchSettings
+
+    defaults = BenchSettings()
+    batch_sizes = ",".join(str(size) for size in defaults.batch_sizes)
     bench = commands.add_parser("bench", help="measure artifacts: latency, load time, memory, size, accuracy")
     bench.add_argument("artifacts", nargs="+", metavar="ARTIFACT",
                        help="artifact folders (each runs in its own fresh process); torch:MODEL adds PyTorch eager fp32")
@@ -156,23 +220,30 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--data", default="builtin", metavar="DIR|builtin|none",
                        help="accuracy images: an ImageFolder (one subfolder per class: top-1/top-5), any image folder "
                             "(agreement only), the built-in shapes test split (default), or none")
-    bench.add_argument("--samples", type=int, help="images for accuracy (default: 50 built-in, or all of DIR)")
-    bench.add_argument("--batch-sizes", default="1,8", metavar="B,B", help="batch sizes to time (default 1,8)")
+    bench.add_argument("--samples", type=int, help=f"images for accuracy (default: {DEFAULT_SAMPLES} built-in, or all of DIR)")
+    bench.add_argument("--batch-sizes", default=batch_sizes, metavar="B,B", help=f"batch sizes to time (default {batch_sizes})")
     bench.add_argument("--threads", type=int, help="threads per inference, pinned (default: the CPUs this process may use)")
-    bench.add_argument("--warmup", type=int, default=3, help="untimed calls per batch size and round (default 3)")
-    bench.add_argument("--runs", type=int, default=20, help="timed calls per batch size (default 20)")
-    bench.add_argument("--rounds", type=int, default=1,
-                       help="fresh processes per artifact, interleaved across artifacts; runs are split over them (default 1)")
-    bench.add_argument("--timeout", type=float, default=900.0, help="seconds one artifact may take (default 900)")
+    bench.add_argument("--warmup", type=int, default=defaults.warmup,
+                       help=f"untimed calls per batch size and round (default {defaults.warmup})")
+    bench.add_argument("--runs", type=int, default=defaults.runs, help=f"timed calls per batch size (default {defaults.runs})")
+    bench.add_argument("--rounds", type=int, default=defaults.rounds,
+                       help="fresh processes per artifact, interleaved across artifacts; runs are split over them "
+                            f"(default {defaults.rounds})")
+    bench.add_argument("--timeout", type=float, default=defaults.timeout_s,
+                       help=f"seconds one artifact may take (default {defaults.timeout_s:g})")
     bench.add_argument("--device", help="this machine's name in merged reports (default: its host name)")
     bench.add_argument("--json", metavar="FILE", help="write the results here (merge files with vitedge report)")
     bench.add_argument("--report", metavar="FILE", help="write a report: .html (with plots) or .md")
     bench.add_argument("--quiet", action="store_true", help="no progress display")
 
+
+def _add_report_parser(commands) -> None:
     report = commands.add_parser("report", help="merge benchmark results (e.g. from several devices) into one report")
     report.add_argument("results", nargs="+", metavar="RESULTS.json", help="files written by vitedge bench --json")
     report.add_argument("-o", "--out", required=True, metavar="FILE", help="the report: .html (with plots), .md or .json")
 
+
+def _add_camera_parser(commands) -> None:
     camera = commands.add_parser("camera", help="classify Raspberry Pi camera frames (picamera2) until Ctrl-C")
     camera.add_argument("artifact")
     camera.add_argument("--top-k", type=int, default=3)
@@ -181,11 +252,6 @@ def build_parser() -> argparse.ArgumentParser:
     camera.add_argument("--camera", type=int, default=0, metavar="N", help="which camera (default 0)")
     camera.add_argument("--json", action="store_true", help="one JSON object per frame and line (JSON Lines)")
     _add_runtime_options(camera)
-
-    from vitedge.converters.training.cli import add_training_commands  # finetune, distill (torch-free import)
-
-    add_training_commands(commands)
-    return parser
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -221,7 +287,7 @@ def _image_paths(inputs: Sequence[str]) -> list[str]:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from vitedge.converters import ExportOptions, convert
+    from vitedge.converters import convert
     from vitedge.render import human_bytes, validation_text
 
     given = {name: getattr(args, name) for name in ("calibration", "calibration_samples", "calibration_method", "input_layout")}
@@ -232,6 +298,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         args.model, to=args.to, out=args.out, precision=args.precision, overwrite=args.overwrite,
         revision=args.revision, allow_pickle=args.allow_pickle, validation_samples=args.validation_samples,
         validation_images=args.validation_images, options=options,
+        accept_failed_validation=args.accept_failed_validation,
         on_stage=lambda line: print(f"{line} …", file=sys.stderr, flush=True),
     )
     manifest = result.manifest

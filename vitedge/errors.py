@@ -2,8 +2,9 @@
 
 Every error a user can cause (a bad image, a missing model file, an unknown format, a failed
 validation) is a :class:`VitedgeError`: its message says what went wrong and where, and its
-``hint`` says what to do. The CLI prints ``str(error)`` on one line and exits non-zero; only
-unexpected exceptions (bugs) carry a traceback, and only with ``--debug``.
+``hint`` says what to do. The CLI prints ``str(error)`` on one line and exits non-zero; an
+unexpected exception (a bug) is one line too. With ``--debug`` both show their traceback, including
+the library error an error was raised from (``raise … from error``, which keeps that cause).
 
 This module imports nothing heavy: the torch-free runtime uses it.
 """

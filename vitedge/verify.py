@@ -6,27 +6,32 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vitedge.converters.export_types import DEFAULT_VALIDATION_SAMPLES
 from vitedge.errors import ModelLoadError
 from vitedge.render import validation_text
-from vitedge.runtime.manifest import read_manifest, verify_files
+from vitedge.runtime.manifest import ValidationReport, read_manifest, verify_files
 
 
 @dataclass
 class VerifyOutcome:
-    """What was checked, line by line, and whether it all held."""
+    """What was checked, line by line, whether it all held, and the parity report (when measured)."""
 
     ok: bool = True
     lines: list[str] = field(default_factory=list)
+    report: ValidationReport | None = None
 
 
 def verify_artifact(
     artifact: str | os.PathLike,
     *,
     against: str | None = None,
-    samples: int = 32,
+    samples: int = DEFAULT_VALIDATION_SAMPLES,
     allow_pickle: bool = False,
 ) -> VerifyOutcome:
     """Check checksums (always) and parity with the source model (when it can be loaded).
+
+    Parity is judged as convert judged it: the precision's tolerance, relaxed for random-init
+    weights (:func:`vitedge.converters.pipeline.tolerance_for`).
 
     Args:
         artifact: The artifact folder.
@@ -44,6 +49,7 @@ def verify_artifact(
     outcome.lines.append(f"checksums: OK ({len(manifest.files)} file(s) match the manifest)")
     try:
         from vitedge.converters.loading import load_source
+        from vitedge.converters.pipeline import tolerance_for
         from vitedge.converters.validate import validator_for
         from vitedge.formats import get_format
     except ImportError as error:
@@ -59,7 +65,8 @@ def verify_artifact(
     if source.info.weights_sha256 and manifest.source.weights_sha256 and source.info.weights_sha256 != manifest.source.weights_sha256:
         outcome.lines.append(f"note: {model} has other weights than the artifact was made from (weights sha256 differs)")
     fmt = get_format(manifest.format)
-    report = validator_for(fmt)(folder, source, fmt.support(manifest.precision).tolerance, samples=samples)
-    outcome.ok = report.passed
+    tolerance = tolerance_for(fmt.support(manifest.precision), source)
+    report = validator_for(fmt)(folder, source, tolerance, samples=samples)
+    outcome.ok, outcome.report = report.passed, report
     outcome.lines.append(f"parity against {model}: {validation_text(report)}")
     return outcome

@@ -87,24 +87,57 @@ FP32_DEFAULT = "ONNX vitedge default: torchscript, fused Attention"
 FP32_OPTIMIZER = "ONNX torchscript, fused Attention + ORT SkipLayerNorm/BiasGelu fusions"
 
 
+EAGER = "PyTorch eager fp32 (sdpa attention)"
+
+
 def run(model: str, *, threads: int, runs: int, warmup: int, batch: int, int8: bool = True) -> str:
+    """Export, time and profile every variant of ``model``; returns the Markdown report."""
     import torch
 
-    from vitedge.converters.export_types import ExportOptions
     from vitedge.converters.loading import load_source
-    from vitedge.converters.onnx.export import export_onnx
-    from vitedge.converters.onnx.optimize import transformer_fusions
 
     torch.set_num_threads(threads)
     source = load_source(model)
     size = source.image_size
     x = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)
-    candidates, graphs = {}, {}
     workdir = Path(tempfile.mkdtemp(prefix="vitedge-exporters-"))
+    candidates, graphs, folders = _fp32_variants(source, workdir, x, threads)
+    profiled = {name: folders[name] / "model.onnx" for name in (FP32_DEFAULT, FP32_OPTIMIZER) if name in folders}
+    if int8 and {"plain", "fused"} <= set(folders):
+        for name, path in _int8_variants(folders, workdir).items():
+            candidates[name] = _ort_runner(path, x, threads)
+            graphs[name] = _graph_summary(path)
+        profiled[INT8_VARIANTS[0]] = workdir / "int8-0.onnx"
+        profiled[INT8_VARIANTS[1]] = workdir / "int8-1.onnx"
+    candidates[EAGER] = _torch_eager(source, x)
+    graphs[EAGER] = "-"
+    stats = interleaved(candidates, warmup=warmup, runs=runs)
+    profiles = {name: op_profile(path, x, threads) for name, path in profiled.items()}
+    header = [
+        f"# ONNX exporter choice: {model}",
+        "",
+        measured_on(),
+        f"Batch {batch}, {threads} threads, {warmup} warm-up runs, {runs} timed runs each, interleaved round-robin.",
+        "",
+    ]
+    footer = ["", "Reproduce: `python -m vitedge.benchmarks.studies.exporter_choice " + " ".join(sys.argv[1:]) + "`", ""]
+    return "\n".join(header + _timing_table(stats, graphs) + _profile_table(profiles) + footer)
+
+
+def _fp32_variants(source, workdir: Path, x: np.ndarray, threads: int) -> tuple[dict, dict[str, str], dict[str, Path]]:
+    """Export every fp32 variant: (runners, graph summaries or export errors, folders by name and alias).
+
+    The folders also go by the aliases ``plain`` (the first plain graph) and ``fused`` (vitedge's default),
+    which the int8 variants start from.
+    """
+    from vitedge.converters.export_types import ExportOptions
+    from vitedge.converters.onnx.export import export_onnx
+    from vitedge.converters.onnx.optimize import transformer_fusions
+
     variants = [(f"ONNX {e} exporter, {a} attention, plain graph", ExportOptions(exporter=e, attention=a, graph="plain"))
                 for e in ("torchscript", "dynamo") for a in ("eager", "sdpa")]
     variants += [(FP32_DEFAULT, ExportOptions()), (FP32_OPTIMIZER, ExportOptions())]
-    folders: dict[str, Path] = {}
+    candidates, graphs, folders = {}, {}, {}
     for index, (name, options) in enumerate(variants):
         folder = workdir / str(index)
         folder.mkdir()
@@ -120,13 +153,12 @@ def run(model: str, *, threads: int, runs: int, warmup: int, batch: int, int8: b
         folders[name] = folder
     folders.update({alias: folders[name] for alias, name in (("plain", variants[0][0]), ("fused", FP32_DEFAULT))
                     if name in folders})
-    profiled = {name: folders[name] / "model.onnx" for name in (FP32_DEFAULT, FP32_OPTIMIZER) if name in folders}
-    if int8 and {"plain", "fused"} <= set(folders):
-        for name, path in _int8_variants(folders, workdir).items():
-            candidates[name] = _ort_runner(path, x, threads)
-            graphs[name] = _graph_summary(path)
-        profiled[INT8_VARIANTS[0]] = workdir / "int8-0.onnx"
-        profiled[INT8_VARIANTS[1]] = workdir / "int8-1.onnx"
+    return candidates, graphs, folders
+
+
+def _torch_eager(source, x: np.ndarray):
+    import torch
+
     wrapper = source.two_outputs()
     tensor = torch.from_numpy(x)
 
@@ -134,18 +166,14 @@ def run(model: str, *, threads: int, runs: int, warmup: int, batch: int, int8: b
         with torch.inference_mode():
             wrapper(tensor)
 
-    candidates["PyTorch eager fp32 (sdpa attention)"] = torch_eager
-    graphs["PyTorch eager fp32 (sdpa attention)"] = "-"
-    stats = interleaved(candidates, warmup=warmup, runs=runs)
-    profiles = {name: op_profile(path, x, threads) for name, path in profiled.items()}
+    return torch_eager
+
+
+def _timing_table(stats: dict, graphs: dict[str, str]) -> list[str]:
+    """One row per variant (in export order), timed against the best fp32 ONNX graph and PyTorch eager."""
     best_onnx = min(s.p50_ms for name, s in stats.items() if name.startswith("ONNX"))
-    eager = stats["PyTorch eager fp32 (sdpa attention)"].p50_ms
+    eager = stats[EAGER].p50_ms
     lines = [
-        f"# ONNX exporter choice: {model}",
-        "",
-        measured_on(),
-        f"Batch {batch}, {threads} threads, {warmup} warm-up runs, {runs} timed runs each, interleaved round-robin.",
-        "",
         "| variant | p50 ms | p90 ms | vs best fp32 ONNX | vs PyTorch eager | graph |",
         "|---|---|---|---|---|---|",
     ]
@@ -157,18 +185,17 @@ def run(model: str, *, threads: int, runs: int, warmup: int, batch: int, int8: b
         lines.append(
             f"| {name} | {s.p50_ms:.1f} | {s.p90_ms:.1f} | {s.p50_ms / best_onnx:.2f}x | {s.p50_ms / eager:.2f}x | {graphs[name]} |"
         )
-    lines += ["", "Where the time goes (onnxruntime's profiler, ms per call by op type, same threads):", "",
-              "| graph | " + " | ".join(f"op {i + 1}" for i in range(6)) + " |", "|---|" + "---|" * 6]
+    return lines
+
+
+def _profile_table(profiles: dict[str, dict[str, float]]) -> list[str]:
+    """The six most expensive op types of each profiled graph."""
+    lines = ["", "Where the time goes (onnxruntime's profiler, ms per call by op type, same threads):", "",
+             "| graph | " + " | ".join(f"op {i + 1}" for i in range(6)) + " |", "|---|" + "---|" * 6]
     for name, ops in profiles.items():
         top = [f"{op} {ms:.1f}" for op, ms in list(ops.items())[:6]]
         lines.append(f"| {name} (total {sum(ops.values()):.1f}) | " + " | ".join(top + ["-"] * (6 - len(top))) + " |")
-    lines += [
-        "",
-        "Reproduce: `python -m vitedge.benchmarks.studies.exporter_choice "
-        + " ".join(sys.argv[1:]) + "`",
-        "",
-    ]
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

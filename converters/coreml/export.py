@@ -100,7 +100,7 @@ def export_coreml(source: SourceModel, workdir: Path, options: ExportOptions) ->
         raise
     except Exception as error:
         reason = " ".join(str(error).split())[:300]
-        raise ConversionError(f"Core ML conversion failed ({type(error).__name__}: {reason})") from None
+        raise ConversionError(f"Core ML conversion failed ({type(error).__name__}: {reason})") from error
     _describe(mlmodel, source, options.precision, labels, plan)
     with quiet():
         mlmodel.save(str(workdir / PACKAGE_NAME))

@@ -62,10 +62,6 @@ def _fused_forward(module: nn.Module):
     return forward
 
 
-def count_attention_modules(model: nn.Module) -> int:
-    return sum(1 for module in model.modules() if _is_attention(module))
-
-
 @contextlib.contextmanager
 def fused_attention(model: nn.Module) -> Iterator[int]:
     """While active, attention modules of ``model`` run through :class:`FusedAttention`.

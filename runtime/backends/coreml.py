@@ -55,7 +55,7 @@ class CoreMLBackend:
             self._model = ct.models.MLModel(os.fspath(model_path), compute_units=ct.ComputeUnit[compute_units])
         except Exception as error:  # Core ML reports load failures with several exception types
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ArtifactError(f"{model_path}: Core ML cannot load it ({first_line})") from None
+            raise ArtifactError(f"{model_path}: Core ML cannot load it ({first_line})") from error
         self.version = ct.__version__
         self.compute_units = compute_units
         self._input_name = manifest.input.name

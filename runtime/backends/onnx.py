@@ -46,7 +46,7 @@ class OnnxBackend:
             )
         except Exception as error:  # onnxruntime raises its own exception types per failure
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ArtifactError(f"{model_path}: onnxruntime cannot load it ({first_line})") from None
+            raise ArtifactError(f"{model_path}: onnxruntime cannot load it ({first_line})") from error
         self.version = ort.__version__
         self._input_name = manifest.input.name
         self._output_keys = {"logits": manifest.outputs.logits}
