@@ -18,6 +18,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 TINY_LABELS = ("apple", "banana", "cherry", "date")
 DATA = Path(__file__).parent / "data"
+#: What every shared artifact is validated on, and the export options that differ per format from the
+#: defaults (TFLite int8-static calibrates through PT2E in torch: 8 images, as its tests always used, keep it quick).
+VALIDATION_SAMPLES = 16
+SHARED_OPTIONS: dict[str, dict] = {"tflite": {"calibration_samples": 8}}
 
 
 def write_tiny_folder(
@@ -72,8 +76,35 @@ def tiny_artifact(tiny_folder, tmp_path_factory) -> Path:
     from vitedge.converters import convert
 
     out = tmp_path_factory.mktemp("artifacts") / "tiny-onnx"
-    convert(str(tiny_folder), to="onnx", out=out, validation_samples=16)
+    convert(str(tiny_folder), to="onnx", out=out, validation_samples=VALIDATION_SAMPLES)
     return out
+
+
+@pytest.fixture(scope="session")
+def artifact_of(request, tiny_folder, tmp_path_factory):
+    """``artifact_of(format, precision)`` -> the tiny model's artifact, converted once per session.
+
+    The conformance suite and the per-format tests share these conversions (TFLite and Core ML take
+    seconds each). ONNX fp32 is :func:`tiny_artifact` (the same conversion). Don't modify
+    an artifact in place: copy it first.
+    """
+    from vitedge.converters import ExportOptions, convert
+
+    built: dict[tuple[str, str], Path] = {}
+
+    def make(format_name: str, precision: str) -> Path:
+        key = (format_name, precision)
+        if key == ("onnx", "fp32"):
+            return request.getfixturevalue("tiny_artifact")
+        if key not in built:
+            out = tmp_path_factory.mktemp("shared-artifacts") / f"{format_name}-{precision}"
+            options = ExportOptions(**SHARED_OPTIONS.get(format_name, {}))
+            convert(str(tiny_folder), to=format_name, precision=precision, out=out, options=options,
+                    validation_samples=VALIDATION_SAMPLES)
+            built[key] = out
+        return built[key]
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,8 @@
-"""ONNX precisions: fused graphs, quantization recipes, the CPU-aware int8 scheme, the accuracy budget."""
+"""ONNX precisions: fused graphs, quantization recipes, the CPU-aware int8 scheme, the accuracy budget.
+
+What every format owes at each precision (manifest, validation within tolerance, predict and embed,
+tampering, verify) is checked by tests/test_conformance.py, on the same session-wide conversions.
+"""
 
 from __future__ import annotations
 
@@ -28,10 +32,8 @@ EXPECTED_OPS = {
 
 
 @pytest.fixture(scope="module")
-def onnx_artifacts(tiny_folder, tmp_path_factory):
-    root = tmp_path_factory.mktemp("onnx-precisions")
-    return {p: convert(str(tiny_folder), to="onnx", precision=p, out=root / p, validation_samples=16).path
-            for p in ONNX_PRECISIONS}
+def onnx_artifacts(artifact_of):
+    return {p: artifact_of("onnx", p) for p in ONNX_PRECISIONS}
 
 
 def _ops(folder) -> collections.Counter:
@@ -39,12 +41,10 @@ def _ops(folder) -> collections.Counter:
 
 
 @pytest.mark.parametrize("precision", ONNX_PRECISIONS)
-def test_each_precision_converts_validates_and_has_its_ops(onnx_artifacts, precision):
+def test_each_precision_has_its_ops_and_predicts_like_fp32(onnx_artifacts, precision):
     clf = Classifier.open(onnx_artifacts[precision])
     manifest = clf.manifest
-    assert manifest.precision == precision and manifest.validation.passed
     assert EXPECTED_OPS[precision] <= set(_ops(onnx_artifacts[precision]))
-    assert manifest.validation.top1_agreement >= (FORMATS["onnx"].support(precision).tolerance.min_top1_agreement or 1.0)
     if precision != "fp32":
         assert "quantization" in manifest.conversion.recipe
         assert not (onnx_artifacts[precision] / "fp32.onnx").exists(), "the intermediate fp32 graph is removed"
