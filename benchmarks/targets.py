@@ -10,46 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
+from vitedge.benchmarks.target import Target, TargetInfo
 from vitedge.errors import UsageError
-from vitedge.runtime.preprocess_spec import PreprocessSpec
 
 TORCH_PREFIX = "torch:"
-
-
-@dataclass(frozen=True)
-class TargetInfo:
-    """What a report says about a target besides its timings."""
-
-    format: str
-    precision: str
-    backend: str
-    backend_version: str
-    size_bytes: int | None
-    model: str | None
-    weights: str | None
-    labels: tuple[str, ...]
-
-
-class Target(Protocol):
-    """A model the worker can time: load it stage by stage, then run batches."""
-
-    preprocess: PreprocessSpec
-
-    def import_backend(self) -> None: ...
-
-    def check_files(self) -> None: ...
-
-    def load(self, threads: int) -> None: ...
-
-    def info(self) -> TargetInfo: ...
-
-    def run(self, batch: np.ndarray) -> np.ndarray: ...
 
 
 def is_torch_spec(spec: str) -> bool:

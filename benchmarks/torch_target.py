@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vitedge.benchmarks.targets import TargetInfo
+from vitedge.benchmarks.target import TargetInfo
 from vitedge.errors import BackendUnavailableError
 
 

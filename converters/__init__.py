@@ -17,7 +17,7 @@ import_noise.install()
 
 _PUBLIC = {
     "convert": "vitedge.converters.pipeline",
-    "ConversionResult": "vitedge.converters.pipeline",
+    "ConversionResult": "vitedge.converters.stages",
     "ExportOptions": "vitedge.converters.export_types",
     "SourceModel": "vitedge.converters.loading",
     "load_source": "vitedge.converters.loading",

@@ -64,7 +64,7 @@ def source(tiny_folder):
 
 @pytest.fixture(scope="module", params=_case_params())
 def case(request, artifact_of, source) -> Case:
-    from vitedge.converters.pipeline import tolerance_for
+    from vitedge.converters.stages import tolerance_for
 
     fmt, precision = FORMATS[request.param[0]], request.param[1]
     return Case(fmt, precision, artifact_of(fmt.name, precision), tolerance_for(fmt.support(precision), source))

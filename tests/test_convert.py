@@ -279,7 +279,7 @@ def test_calibration_sets_are_preprocessed_and_disjoint_from_validation(tiny_fol
 def test_random_init_tolerance_skips_top1_and_doubles_the_cosine_error():
     from types import SimpleNamespace
 
-    from vitedge.converters.pipeline import tolerance_for
+    from vitedge.converters.stages import tolerance_for
     from vitedge.formats import FORMATS
 
     support = FORMATS["tflite"].support("int4-weight")

@@ -11,7 +11,6 @@ Each folder it writes (model, test images, artifacts) replaces the previous run'
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,27 +43,6 @@ class QuickstartResult:
     artifact_test_accuracy: dict[str, float]
     seconds: float
     report: Path | None = None
-
-
-def save_hf_folder(model, folder: Path, spec, record: dict) -> None:
-    """The trained model as a Hugging Face folder that `vitedge convert` (and transformers) take.
-
-    The folder is written atomically and replaces whatever ``folder`` held.
-    """
-    from vitedge.converters.atomic import atomic_folder
-    from vitedge.converters.loading import TRAINING_RECORD
-    from vitedge.converters.training.output import save_weights
-
-    processor = {
-        "image_processor_type": "ViTImageProcessor",
-        "do_resize": True, "size": {"height": spec.size[0], "width": spec.size[1]}, "resample": 2,
-        "do_rescale": True, "rescale_factor": spec.rescale_factor,
-        "do_normalize": True, "image_mean": list(spec.mean), "image_std": list(spec.std),
-    }
-    with atomic_folder(folder, overwrite=True, check=None) as work:
-        save_weights(model, work)
-        (work / "preprocessor_config.json").write_text(json.dumps(processor, indent=2) + "\n")
-        (work / TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n")
 
 
 def write_test_images(out: Path, count: int, shapes: ShapesConfig) -> Path:
@@ -148,6 +126,8 @@ def _train(
     run = run_quickstart_recipe(shapes=shapes, counts=counts, train_config=train_config, on_epoch=progress)
     echo(f"    trained in {run.training_seconds:.0f} s: test accuracy {run.test_accuracy:.1%} (torch fp32)")
     model_folder = out / "model"
+    from vitedge.converters.training.output import save_hf_folder
+
     save_hf_folder(run.model, model_folder, quickstart_preprocess_spec(), {
         "weights": "trained",
         "dataset": {"name": "shapes", **dataclasses.asdict(shapes), "counts": dataclasses.asdict(counts)},

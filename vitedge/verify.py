@@ -49,7 +49,7 @@ def verify_artifact(
     outcome.lines.append(f"checksums: OK ({len(manifest.files)} file(s) match the manifest)")
     try:
         from vitedge.converters.loading import load_source
-        from vitedge.converters.pipeline import tolerance_for
+        from vitedge.converters.stages import tolerance_for
         from vitedge.converters.validate import validator_for
         from vitedge.formats import get_format
     except ImportError as error:

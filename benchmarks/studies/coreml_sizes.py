@@ -62,7 +62,7 @@ def accuracy_rows(workdir: Path, samples: int) -> tuple[list[str], str]:
     from vitedge.converters.coreml.export import export_coreml
     from vitedge.converters.coreml.validate import validate_coreml
     from vitedge.converters.loading import SourceModel, architecture_summary
-    from vitedge.converters.pipeline import describe
+    from vitedge.converters.stages import describe
     from vitedge.converters.training.quickstart_recipe import (
         QUICKSTART_COUNTS,
         QUICKSTART_SHAPES,

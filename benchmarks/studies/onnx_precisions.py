@@ -61,11 +61,11 @@ def run(model: str, *, trained: bool, threads: int, runs: int, warmup: int, batc
     torch.set_num_threads(threads)
     workdir = Path(tempfile.mkdtemp(prefix="vitedge-onnx-precisions-"))
     if trained:
+        from vitedge.converters.training.output import save_hf_folder
         from vitedge.converters.training.quickstart_recipe import (
             quickstart_preprocess_spec,
             run_quickstart_recipe,
         )
-        from vitedge.quickstart import save_hf_folder
 
         recipe = run_quickstart_recipe()
         save_hf_folder(recipe.model, workdir / "trained", quickstart_preprocess_spec(), {"weights": "trained"})

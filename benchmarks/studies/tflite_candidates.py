@@ -20,7 +20,7 @@ import numpy as np
 from vitedge.benchmarks.results_file import emit
 from vitedge.converters.export_types import ExportOptions
 from vitedge.converters.loading import SourceModel
-from vitedge.converters.pipeline import describe
+from vitedge.converters.stages import describe
 from vitedge.converters.tflite.export import export_with_recipe
 from vitedge.converters.tflite.quantize import CHOSEN, RECIPES, TFLiteRecipe
 from vitedge.errors import VitedgeError

@@ -100,3 +100,14 @@ def save_weights(model: nn.Module, folder: Path) -> None:
         model.save_pretrained(folder, safe_serialization=True)
     finally:
         hf_logging.enable_progress_bar()
+
+
+def save_hf_folder(model: nn.Module, folder: Path, spec: PreprocessSpec, record: dict[str, Any]) -> None:
+    """A trained model as a Hugging Face folder that ``vitedge convert`` (and transformers) take.
+
+    The folder is written atomically and replaces whatever ``folder`` held (the quickstart's model, a study's).
+    """
+    with atomic_folder(folder, overwrite=True, check=None) as work:
+        save_weights(model, work)
+        (work / PROCESSOR_CONFIG).write_text(json.dumps(processor_config_for(spec), indent=2) + "\n")
+        (work / TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n")

@@ -36,7 +36,7 @@ from vitedge.converters.export_types import (
 from vitedge.converters.loading import SourceModel, load_source
 from vitedge.converters.onnx.export import export_onnx
 from vitedge.converters.onnx.quantize import Int8Scheme, quantizable_nodes, quantize
-from vitedge.converters.pipeline import ConversionResult, describe, validate_into_manifest
+from vitedge.converters.stages import ConversionResult, describe, validate_into_manifest
 from vitedge.converters.training.qat import QAT_RECORD, QatConfig, activation_qparams
 from vitedge.errors import ConversionError, UsageError
 from vitedge.formats import get_format
