@@ -25,6 +25,7 @@ from vitedge.converters.stages import (
     validation_hint,
     warn_if_failed,
 )
+from vitedge.converters.validate import validation_image_paths
 from vitedge.errors import UsageError
 from vitedge.formats import Format, get_format, load_entry_point
 
@@ -77,6 +78,8 @@ def convert(
     check_destination(out_path, overwrite=overwrite)  # fail before the slow part
     export_options = ExportOptions(**{**_options_dict(options), "precision": precision})
     check_options(fmt, export_options)
+    if validation_images is not None:
+        validation_image_paths(validation_images)  # an empty or missing folder fails before the slow part
     if not isinstance(model, SourceModel):
         stage(f"loading {model}")
     source = model if isinstance(model, SourceModel) else load_source(model, revision=revision, allow_pickle=allow_pickle)

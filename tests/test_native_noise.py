@@ -38,3 +38,14 @@ def test_lines_written_before_an_error_are_not_lost(capfd, monkeypatch):
     except RuntimeError:
         pass
     assert "the real reason" in capfd.readouterr().err
+
+
+def test_cli_debug_turns_the_filter_off_for_its_run_only(monkeypatch, capsys):
+    from vitedge import cli
+    from vitedge.runtime import native_noise
+
+    monkeypatch.delenv(DEBUG_VARIABLE, raising=False)
+    seen = []
+    monkeypatch.setitem(cli.COMMANDS, "formats", lambda args: seen.append(native_noise.debugging()) or 0)
+    assert cli.main(["formats", "--debug"]) == 0 and cli.main(["formats"]) == 0
+    assert seen == [True, False] and DEBUG_VARIABLE not in os.environ

@@ -30,6 +30,7 @@ from vitedge.converters.export_types import (
 )
 from vitedge.errors import UsageError, VitedgeError
 from vitedge.formats import FORMATS, PRECISIONS
+from vitedge.runtime.native_noise import DEBUG_VARIABLE
 
 EXIT_IMAGE_ERRORS = 1
 EXIT_INTERNAL = 70
@@ -546,6 +547,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = [arg for arg in argv if arg != "--debug"]  # accepted anywhere on the line
     if not debug:
         warnings.formatwarning = lambda message, *args, **kwargs: f"vitedge: warning: {message}\n"
+    previous_debug = os.environ.get(DEBUG_VARIABLE)
+    if debug:
+        os.environ[DEBUG_VARIABLE] = "1"  # native libraries' log lines show too
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
@@ -566,6 +570,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(error).split())[:300]
         print(f"vitedge: internal error: {type(error).__name__}: {message} (rerun with --debug and report it)", file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        _restore_env(DEBUG_VARIABLE, previous_debug)
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 if __name__ == "__main__":
