@@ -52,7 +52,7 @@ class Case:
     fmt: Format
     precision: str
     folder: Path
-    tolerance: Tolerance  # what convert applied: vitedge.converters.pipeline.tolerance_for
+    tolerance: Tolerance  # what convert applied: vitedge.converters.stages.tolerance_for
 
 
 @pytest.fixture(scope="module")

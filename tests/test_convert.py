@@ -132,12 +132,12 @@ def test_overwrite_never_deletes_a_folder_that_is_not_an_artifact(tiny_folder, t
 
 @pytest.mark.parametrize("failure", [RuntimeError("exporter exploded"), KeyboardInterrupt()])
 def test_a_failed_or_interrupted_conversion_leaves_nothing(tiny_folder, tmp_path, monkeypatch, failure):
-    import vitedge.converters.pipeline as pipeline
+    import vitedge.converters.stages as stages
 
     def broken(*args, **kwargs):
         raise failure
 
-    monkeypatch.setattr(pipeline, "validator_for", lambda fmt: broken)
+    monkeypatch.setattr(stages, "validator_for", lambda fmt: broken)
     with pytest.raises(type(failure)):
         convert(str(tiny_folder), to="onnx", out=tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
