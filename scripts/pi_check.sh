@@ -3,10 +3,11 @@
 #
 # Builds a Debian bookworm arm64 root file system with debootstrap (cached as a tarball), runs it under
 # qemu-user-static, installs the vitedge wheel built here plus PyPI's aarch64 wheels of numpy, pillow,
-# onnxruntime and ai-edge-litert (the versions this machine has, so only the architecture differs), runs
-# `vitedge predict --json` on tiny ONNX and TFLite fp32 artifacts made here, and compares the arm64 results
-# with this machine's: the same top-5 labels, scores within --tolerance. Prints PASS or FAIL per image and
-# exits non-zero on any mismatch.
+# onnxruntime and ai-edge-litert (the versions this machine has, so only the architecture differs), and runs
+# `vitedge verify --json` in the guest, with no torch there, on tiny ONNX and TFLite fp32 artifacts made here:
+# their checksums and their self-checks (preprocessing parity and model parity against the torch references
+# the conversion stored, with the tolerance it passed). Prints PASS or FAIL per artifact and verdict and
+# exits non-zero on any miss.
 #
 # Needs root (debootstrap, chroot, mount), Linux, and network access to a Debian mirror and PyPI.
 # Run `make pi-check`, or scripts/pi_check.sh --help.
@@ -16,7 +17,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${PI_CHECK_CACHE:-$ROOT/.pi-check}"
 MIRROR="${PI_CHECK_MIRROR:-http://deb.debian.org/debian}"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
-TOLERANCE="${PI_CHECK_TOLERANCE:-1e-4}"
 SUITE=bookworm
 ARCH=arm64
 FRESH=0
@@ -26,15 +26,14 @@ HOST_CA="${PI_CHECK_CA_BUNDLE:-}"
 
 usage() {
     cat <<EOF
-usage: scripts/pi_check.sh [--cache DIR] [--mirror URL] [--tolerance X] [--fresh] [--keep] [--dry-run]
+usage: scripts/pi_check.sh [--cache DIR] [--mirror URL] [--fresh] [--keep] [--dry-run]
 
-Runs vitedge on Debian $SUITE $ARCH (Raspberry Pi OS 64-bit) under qemu and compares its predictions with
-this machine's.
+Runs \`vitedge verify\` on Debian $SUITE $ARCH (Raspberry Pi OS 64-bit) under qemu, without torch: the
+self-checks of ONNX and TFLite artifacts made here (preprocessing and model parity with the conversion's).
 
   --cache DIR      where the root file system tarball, pip's downloads and the work folder live
                    (default: .pi-check/ in the repository; env PI_CHECK_CACHE)
   --mirror URL     Debian mirror for debootstrap (default: $MIRROR; env PI_CHECK_MIRROR)
-  --tolerance X    largest allowed difference of a softmax score (default: $TOLERANCE; env PI_CHECK_TOLERANCE)
   --fresh          rebuild the root file system even when the cached tarball exists
   --keep           keep the unpacked root file system (CACHE/work/rootfs) afterwards
   --dry-run        check the options and this machine, print the plan, change nothing
@@ -56,8 +55,6 @@ while [[ $# -gt 0 ]]; do
         --cache=*) CACHE="${1#*=}"; shift ;;
         --mirror) [[ $# -ge 2 ]] || die "--mirror needs a URL"; MIRROR="$2"; shift 2 ;;
         --mirror=*) MIRROR="${1#*=}"; shift ;;
-        --tolerance) [[ $# -ge 2 ]] || die "--tolerance needs a number"; TOLERANCE="$2"; shift 2 ;;
-        --tolerance=*) TOLERANCE="${1#*=}"; shift ;;
         --fresh) FRESH=1; shift ;;
         --keep) KEEP=1; shift ;;
         --dry-run) DRY_RUN=1; shift ;;
@@ -66,7 +63,6 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
-[[ "$TOLERANCE" =~ ^[0-9]*\.?[0-9]+([eE]-?[0-9]+)?$ ]] || die "--tolerance must be a number, got '$TOLERANCE'"
 [[ "$MIRROR" =~ ^(https?|file):// ]] || die "--mirror must be an http(s):// or file:// URL, got '$MIRROR'"
 [[ -n "$CACHE" ]] || die "--cache must not be empty"
 if [[ "$PYTHON" != /* ]]; then  # the host steps run from other folders
@@ -86,13 +82,12 @@ if [[ $DRY_RUN -eq 1 ]]; then
     echo "  cache:      $CACHE (rootfs tarball $TARBALL_NAME$([[ -f "$CACHE/$TARBALL_NAME" ]] && echo ', present' || echo ', to build'))"
     echo "  mirror:     $MIRROR ($SUITE, $ARCH)"
     echo "  python:     $PYTHON"
-    echo "  tolerance:  $TOLERANCE"
     for tool in debootstrap qemu-aarch64-static update-binfmts; do
         printf '  %-20s %s\n' "$tool" "$(command -v "$tool" || echo 'absent: will be installed with apt-get')"
     done
     echo "  steps: host tools -> binfmt_misc + qemu-aarch64 -> rootfs (debootstrap or cache) -> wheel ->"
-    echo "         tiny ONNX + TFLite fp32 artifacts -> host predictions -> chroot: venv, pip install"
-    echo "         vitedge[onnx] then [tflite] -> arm64 predictions -> compare"
+    echo "         tiny ONNX + TFLite fp32 artifacts (each with its self-check) -> chroot: venv, pip install"
+    echo "         vitedge[onnx] -> vitedge verify --json (ONNX) -> [tflite] -> vitedge verify --json (TFLite) -> verdicts"
     exit 0
 fi
 
@@ -132,10 +127,11 @@ logged() {  # logged LOG COMMAND...: the command's output goes to LOG; on failur
     fi
 }
 
-json_from() {  # json_from OUT LOG COMMAND...: the command's stdout (JSON) goes to OUT, its stderr to LOG
-    local out="$1" log="$2"
+verdict_from() {  # verdict_from OUT LOG COMMAND...: `vitedge verify --json` to OUT (exit 1 is a verdict: kept), stderr to LOG
+    local out="$1" log="$2" status=0
     shift 2
-    if ! "$@" >"$out" 2>>"$log"; then
+    "$@" >"$out" 2>>"$log" || status=$?
+    if [[ $status -gt 1 || ! -s "$out" ]]; then
         tail -25 "$log" >&2
         die "failed: $* (whole log: $log)"
     fi
@@ -210,7 +206,7 @@ fi
 GUEST_PYTHON_VERSION="$(chroot "$ROOTFS" /usr/bin/python3 -c 'import platform; print(platform.machine(), platform.python_version())')"
 echo "guest: Debian $(cat "$ROOTFS/etc/debian_version"), $GUEST_PYTHON_VERSION"
 
-# -- 4. on the host: the wheel, tiny artifacts, images, predictions ----------------------------------------
+# -- 4. on the host: the wheel and tiny artifacts (with their self-checks) ------------------------------------
 step "host: build the vitedge wheel (no dependencies)"
 EXCHANGE="$ROOTFS/pi-check"  # what the guest sees as /pi-check
 mkdir -p "$EXCHANGE/wheels" "$WORK/host"
@@ -221,17 +217,15 @@ WHEEL_PATHS=("$EXCHANGE"/wheels/vitedge-*.whl)
 WHEEL_NAME="$(basename "${WHEEL_PATHS[0]}")"
 echo "$WHEEL_NAME"
 
-step "host: a tiny ViT, converted to ONNX fp32 and TFLite fp32; test images"
+step "host: a tiny ViT, converted to ONNX fp32 and TFLite fp32 (each conversion writes the artifact's self-check)"
 MAKE_MODEL="$(cat <<'PY'
-import json, shutil, sys
+import json, sys
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 from transformers import ViTConfig, ViTForImageClassification
 
-folder, images, data = (Path(arg) for arg in sys.argv[1:])
+folder = Path(sys.argv[1])
 labels = ["apple", "banana", "cherry", "date", "elderberry", "fig", "grape", "honeydew", "kiwi", "lemon"]
 config = ViTConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128, image_size=64,
                    patch_size=8, num_labels=len(labels), id2label=dict(enumerate(labels)),
@@ -246,31 +240,15 @@ model.save_pretrained(folder, safe_serialization=True)
     "resample": 2, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
     "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
 }))
-images.mkdir(parents=True, exist_ok=True)
-for path in sorted(data.iterdir()):
-    if path.suffix.lower() in (".jpg", ".jpeg", ".png"):
-        shutil.copy(path, images / path.name)
-rng = np.random.default_rng(0)
-Image.fromarray(rng.integers(0, 256, (97, 131, 3), dtype=np.uint8)).save(images / "noise.png")
-Image.fromarray(np.tile(np.arange(256, dtype=np.uint8), (64, 1))).save(images / "gradient_gray.png")
-photo = Image.open(data / "astronaut.jpg").convert("RGBA").resize((300, 17))
-photo.save(images / "wide_rgba.png")
 PY
 )"
-logged "$HOST_LOG" "$PYTHON" -c "$MAKE_MODEL" "$WORK/host/tiny-hf" "$EXCHANGE/images" "$ROOT/tests/data"
+logged "$HOST_LOG" "$PYTHON" -c "$MAKE_MODEL" "$WORK/host/tiny-hf"
 for fmt in onnx tflite; do
     logged "$HOST_LOG" "$PYTHON" -m vitedge.cli convert "$WORK/host/tiny-hf" --to "$fmt" \
         --out "$EXCHANGE/artifacts/$fmt-fp32" --overwrite --validation-samples 8
     grep -E '^(wrote|validation)' "$HOST_LOG" | tail -2 | sed 's/^/  /'
 done
 
-step "host: predictions ($HOST_MACHINE)"
-host_predict() (  # the same relative paths as in the guest, so the results name the same images
-    cd "$EXCHANGE" && "$PYTHON" -m vitedge.cli predict "artifacts/$1-fp32" images --json --top-k 5 --threads 1
-)
-for fmt in onnx tflite; do
-    json_from "$WORK/host/$fmt.json" "$HOST_LOG" host_predict "$fmt"
-done
 "$PYTHON" -c 'import importlib.metadata as m
 for name in ("numpy", "pillow", "onnxruntime", "ai-edge-litert"):
     print(f"{name}=={m.version(name)}")' >"$EXCHANGE/constraints.txt"
@@ -306,56 +284,22 @@ guest() {  # run a command in the chroot with a clean environment (the host's pi
 step "guest: venv, pip install ${WHEEL_NAME}[onnx] (aarch64 wheels from PyPI)"
 logged "$GUEST_LOG" guest python3 -m venv /pi-check/venv
 logged "$GUEST_LOG" guest pip install --no-compile -c /pi-check/constraints.txt "/pi-check/wheels/${WHEEL_NAME}[onnx]"
-json_from "$WORK/guest-onnx.json" "$GUEST_LOG" \
-    guest sh -c 'cd /pi-check && vitedge predict artifacts/onnx-fp32 images --json --top-k 5 --threads 1'
+step "guest: vitedge verify --json artifacts/onnx-fp32 (checksums, preprocessing parity, model parity; no torch)"
+verdict_from "$WORK/guest-verify-onnx.json" "$GUEST_LOG" \
+    guest sh -c 'cd /pi-check && vitedge verify artifacts/onnx-fp32 --json --threads 1'
 
 step "guest: pip install ${WHEEL_NAME}[tflite]"
 logged "$GUEST_LOG" guest pip install --no-compile -c /pi-check/constraints.txt "/pi-check/wheels/${WHEEL_NAME}[tflite]"
-json_from "$WORK/guest-tflite.json" "$GUEST_LOG" \
-    guest sh -c 'cd /pi-check && vitedge predict artifacts/tflite-fp32 images --json --top-k 5 --threads 1'
+step "guest: vitedge verify --json artifacts/tflite-fp32"
+verdict_from "$WORK/guest-verify-tflite.json" "$GUEST_LOG" \
+    guest sh -c 'cd /pi-check && vitedge verify artifacts/tflite-fp32 --json --threads 1'
 guest python -c 'import platform, importlib.metadata as m, sys
 names = sorted(d.metadata["Name"].lower() for d in m.distributions())
 heavy = [n for n in names if n in ("torch", "transformers", "tensorflow", "jax")]
 print(f"guest venv: {platform.machine()}, Python {platform.python_version()}, {len(names)} packages:", " ".join(names))
 sys.exit(f"heavy packages installed: {heavy}" if heavy else 0)'
 
-# -- 6. compare ------------------------------------------------------------------------------------------
-step "compare host ($HOST_MACHINE) with guest (aarch64)"
-"$PYTHON" - "$WORK" "$TOLERANCE" "$((SECONDS - START))" <<'PY'
-import json, sys
-from pathlib import Path
-
-work, tolerance, seconds = Path(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
-failures, rows = 0, []
-for fmt in ("onnx", "tflite"):
-    host = json.loads((work / "host" / f"{fmt}.json").read_text())
-    guest = json.loads((work / f"guest-{fmt}.json").read_text())
-    if [r["image"] for r in host] != [r["image"] for r in guest]:
-        print(f"FAIL {fmt}: different images: host {[r['image'] for r in host]}, guest {[r['image'] for r in guest]}")
-        failures += 1
-        continue
-    for h, g in zip(host, guest):
-        if "error" in h or "error" in g:
-            ok = h.get("error") == g.get("error")
-            rows.append((fmt, h["image"], h.get("error", "-")[:30], g.get("error", "-")[:30], "-", ok))
-            failures += not ok
-            continue
-        hp, gp = h["predictions"], g["predictions"]
-        diff = max(abs(a["score"] - b["score"]) for a, b in zip(hp, gp))
-        same_labels = [p["label"] for p in hp] == [p["label"] for p in gp]
-        # a swap of two classes whose scores tie within the tolerance is not a mismatch
-        ties_only = all(a["label"] == b["label"] or abs(a["score"] - b["score"]) <= tolerance for a, b in zip(hp, gp))
-        ok = len(hp) == len(gp) == 5 and (same_labels or ties_only) and diff <= tolerance
-        failures += not ok
-        rows.append((fmt, h["image"], f"{hp[0]['label']} {hp[0]['score']:.6f}", f"{gp[0]['label']} {gp[0]['score']:.6f}",
-                     f"{diff:.1e}", ok))
-header = ("format", "image", "host top-1", "arm64 top-1", "max |d score| top-5", "")
-widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(5)]
-print("  ".join(str(c).ljust(w) for c, w in zip(header, widths)))
-for row in rows:
-    print("  ".join(str(c).ljust(w) for c, w in zip(row[:5], widths)) + "  " + ("PASS" if row[5] else "FAIL"))
-verdict = "PASS" if failures == 0 else "FAIL"
-print(f"\npi-check {verdict}: {len(rows) - failures}/{len(rows)} predictions match "
-      f"(same top-5 labels, scores within {tolerance:g}) on Debian bookworm arm64 under qemu; {seconds} s")
-sys.exit(0 if failures == 0 else 1)
-PY
+# -- 6. the guest's verdicts ------------------------------------------------------------------------------
+step "the guest's verdicts (aarch64, no torch): vitedge verify on each artifact"
+"$PYTHON" "$ROOT/scripts/pi_check_verdicts.py" "$WORK/guest-verify-onnx.json" "$WORK/guest-verify-tflite.json" \
+    --seconds "$((SECONDS - START))"

@@ -11,6 +11,10 @@ reproduce, from the same code :class:`~vitedge.runtime.Classifier` runs:
   ``case.json`` describing them.
 - ``topk/<case>/``: ``manifest.json`` (the labels), ``logits.f32`` and ``case.json`` with the
   top-5 that ``Classifier.predict`` returns (label, index, softmax score).
+- ``selfcheck/<case>/``: an artifact-shaped folder whose self-check (``selfcheck/``: encoded PNG/JPEG
+  images, reference tensor hashes and samples, reference outputs) is written by the same writer as every
+  ``vitedge convert`` (:func:`vitedge.runtime.selfcheck_files.write_selfcheck`), so the demos' self-test
+  and their golden tests read one format. There is no model: the outputs are fixed stand-ins.
 - ``index.json``: the cases and the tolerances the demos' tests use.
 
 The images are derived from the photos in ``tests/data`` (``--photos`` elsewhere). Torch free.
@@ -30,6 +34,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from vitedge.data.selfcheck_images import selfcheck_images
+from vitedge.formats import FP32_TOLERANCE, TFLITE_INT8_DYNAMIC_TOLERANCE, Tolerance
 from vitedge.runtime.classifier import Classifier
 from vitedge.runtime.images import load_rgb
 from vitedge.runtime.manifest import (
@@ -42,6 +48,8 @@ from vitedge.runtime.manifest import (
 )
 from vitedge.runtime.preprocess import _PIL_FILTERS, preprocess, resized_size
 from vitedge.runtime.preprocess_spec import PreprocessSpec
+from vitedge.runtime.selfcheck import run_selfcheck
+from vitedge.runtime.selfcheck_files import tensor_sha256, write_selfcheck
 
 GOLDEN_SCHEMA = "vitedge.golden/1"
 TOP_K = 5
@@ -73,6 +81,16 @@ class ImageCase:
     spec: PreprocessSpec
     derive: Callable[[Image.Image], Image.Image] | None = None
     format: str = "tflite"
+
+
+@dataclass(frozen=True)
+class SelfCheckCase:
+    """The self-check images through one preprocess spec, judged by one precision's tolerance."""
+
+    name: str
+    what: str
+    spec: PreprocessSpec
+    tolerance: Tolerance
 
 
 @dataclass(frozen=True)
@@ -173,6 +191,20 @@ IMAGE_CASES: tuple[ImageCase, ...] = (
         "no_resize_crop_pad",
         "resize 'none', center crop 16x40 wider than the 30x20 image (zero padding left and right)",
         "astronaut.jpg", replace(VIT, resize_mode="none", size=None, crop_size=(16, 40)), derive=_small,
+    ),
+)
+
+
+SELFCHECK_CASES: tuple[SelfCheckCase, ...] = (
+    SelfCheckCase(
+        "vit_bilinear_nchw",
+        "ViT-style: 64 wide x 56 high bilinear, mean = std = 0.5, NCHW; judged by TFLite int8-dynamic's tolerance",
+        replace(VIT, size=(56, 64)), TFLITE_INT8_DYNAMIC_TOLERANCE,
+    ),
+    SelfCheckCase(
+        "deit_bicubic_crop_bgr_nhwc",
+        "DeiT-style: shortest edge 72 bicubic, center crop 64, ImageNet mean/std, BGR, NHWC; judged by fp32's tolerance",
+        replace(DEIT, shortest_edge=72, crop_size=(64, 64), channel_order="BGR", layout="NHWC"), FP32_TOLERANCE,
     ),
 )
 
@@ -305,6 +337,33 @@ def write_topk_case(case: TopKCase, out: Path) -> str:
     return case.name
 
 
+def write_selfcheck_case(case: SelfCheckCase, out: Path, number: int) -> str:
+    """Write one artifact-shaped folder with a self-check (stand-in outputs: there is no model); returns its name."""
+    folder = out / "selfcheck" / case.name
+    folder.mkdir(parents=True, exist_ok=True)
+    images = selfcheck_images()
+    tensors = [preprocess(load_rgb(image.data), case.spec) for image in images]
+    rng = np.random.default_rng([20240601, number])
+    logits = (rng.standard_normal((len(images), 10)) * 3).astype(np.float32)
+    embedding = rng.standard_normal((len(images), 16)).astype(np.float32)
+    tolerance = {key: getattr(case.tolerance, key) for key in case.tolerance.__dataclass_fields__}
+    files = write_selfcheck(folder, images=images, spec=case.spec, tensors=tensors, logits=logits, embedding=embedding,
+                            reference="golden stand-in outputs (no model: the demos' tests run a stand-in)",
+                            model_tolerance=tolerance, made_with={"golden": case.what})
+    height, width = case.spec.output_size
+    manifest = _manifest(case.spec, fmt="tflite", labels={i: f"class {i}" for i in range(10)}, name=case.name,
+                         height=height, width=width)
+    manifest = replace(manifest, outputs=replace(manifest.outputs, embedding_size=16, num_classes=10)).with_selfcheck(files)
+    manifest.write(folder)
+    # The runtime's own self-check passes on it, bit for bit, with a stand-in model that answers the references.
+    answers = {tensor_sha256(tensor): {"logits": logits[i : i + 1], "embedding": embedding[i : i + 1]}
+               for i, tensor in enumerate(tensors)}
+    report = run_selfcheck(folder, manifest, runner=lambda batch: answers[tensor_sha256(batch[0])])
+    if not report.ok or report.preprocessing.details["bit_identical"] != len(images):
+        raise RuntimeError(f"{case.name}: the runtime's self-check does not pass: {report.lines()}")
+    return case.name
+
+
 def write_golden(out: str | Path, photos: str | Path = DEFAULT_PHOTOS) -> Path:
     """Write every case under ``out`` (created if needed) and its ``index.json``.
 
@@ -318,6 +377,7 @@ def write_golden(out: str | Path, photos: str | Path = DEFAULT_PHOTOS) -> Path:
     out, photos = Path(out), Path(photos)
     images = [write_image_case(case, out, photos) for case in IMAGE_CASES]
     topk = [write_topk_case(case, out) for case in _topk_cases()]
+    selfchecks = [write_selfcheck_case(case, out, number) for number, case in enumerate(SELFCHECK_CASES)]
     index = out / "index.json"
     _write_json(index, {
         "schema": GOLDEN_SCHEMA,
@@ -325,6 +385,7 @@ def write_golden(out: str | Path, photos: str | Path = DEFAULT_PHOTOS) -> Path:
         "tolerance": TOLERANCE,
         "images": images,
         "topk": topk,
+        "selfcheck": selfchecks,
     })
     return index
 
@@ -335,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photos", default=str(DEFAULT_PHOTOS), help="folder with chelsea.jpg, astronaut.jpg, coffee.png")
     args = parser.parse_args(argv)
     index = write_golden(args.out, args.photos)
-    print(f"wrote {index.parent} ({len(IMAGE_CASES)} image cases, {len(_topk_cases())} top-k cases)")
+    print(f"wrote {index.parent} ({len(IMAGE_CASES)} image cases, {len(_topk_cases())} top-k cases, "
+          f"{len(SELFCHECK_CASES)} self-check cases)")
     return 0
 
 

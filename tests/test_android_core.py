@@ -1,7 +1,9 @@
 """The Android demo's pure-Kotlin core (android_demo/core) passes its JUnit tests on the JVM here.
 
 Those tests read demo_golden/: the same decoded pixels must give the same resized pixels (bit for
-bit) and the same tensor (within 1e-5) as the Python runtime, and the same logits the same top-5.
+bit) and the same tensor (within 1e-5) as the Python runtime, and the same logits the same top-5;
+and they run the artifact self-check (SelfCheck.kt: JDK ImageIO decodes the images) on the golden
+self-check cases, with planted faults, and on artifacts the Python tests convert.
 Needs kotlinc, a JUnit 4 jar and hamcrest (CI: apt-get install kotlin junit4 libhamcrest-java).
 """
 
@@ -19,8 +21,11 @@ MISSING_TOOLS = 3  # the script's exit code when kotlinc or the JUnit jars are n
 
 
 @pytest.mark.slow
-def test_kotlin_core_matches_the_golden_vectors_on_the_jvm():
-    done = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, timeout=600)
+def test_kotlin_core_matches_the_golden_vectors_on_the_jvm(tiny_artifact, artifact_of):
+    """Golden vectors, the golden self-checks (planted faults included) and the self-checks of real conversions."""
+    converted = [tiny_artifact, artifact_of("tflite", "fp32")]
+    env = {**os.environ, "VITEDGE_SELFCHECK_ARTIFACTS": os.pathsep.join(str(folder) for folder in converted)}
+    done = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, timeout=600, env=env)
     output = done.stdout + done.stderr
     if done.returncode == MISSING_TOOLS:
         assert not os.environ.get("CI"), f"CI must install the Kotlin tools (.ci/run): {done.stderr.strip()}"
@@ -30,6 +35,11 @@ def test_kotlin_core_matches_the_golden_vectors_on_the_jvm():
     worst = re.search(r"golden images: (\d+) cases, worst max \|diff\| (\S+)", output)
     assert worst and int(worst.group(1)) >= 6 and float(worst.group(2)) <= 1e-5, output[-6000:]
     assert "golden top-k:" in output
+    assert re.search(r"^golden self-checks: \d+ cases passed$", output, re.MULTILINE), output[-6000:]
+    assert f"converted artifacts self-checked on the JVM: {len(converted)}" in output, output[-6000:]
+    for folder in converted:
+        assert f"artifact self-check {folder.name} " in output and "preprocessing parity: OK: 7 images, tensors bit-identical" in output
+    assert "planted mean/std fault: [preprocessing parity: FAILED: this app's preprocessing differs" in output
 
 
 ANDROID = SCRIPT.parents[1]

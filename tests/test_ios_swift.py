@@ -51,6 +51,10 @@ def test_swift_tests_read_golden_files_that_exist():
             assert literal in names_in_golden, f"Swift tests read {literal}, which no golden case has"
     for folder in set(re.findall(r'appendingPathComponent\("((?:images|topk)/[\w]+)', text)):
         assert (GOLDEN / folder).is_dir(), f"Swift tests read demo_golden/{folder}, which does not exist"
+    selfchecks = set(re.findall(r'folder\("(\w+)"\)', text))
+    assert selfchecks, "the Swift tests run no golden self-check case"
+    for name in selfchecks:
+        assert (GOLDEN / "selfcheck" / name / "manifest.json").is_file(), f"Swift tests read demo_golden/selfcheck/{name}, which does not exist"
     for key in ("rgb", "resized", "tensor", "logits", "expected", "file", "width", "height", "shape", "count", "k"):
         assert f'"{key}"' in text, f"Swift tests do not read case.json's {key!r}"
 

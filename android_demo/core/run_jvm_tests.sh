@@ -35,4 +35,5 @@ mapfile -t tests < <(cd "$here/src/test/kotlin" && for f in $(grep -l '@Test' -r
     package="$(sed -n 's/^package \([A-Za-z0-9_.]*\).*/\1/p' "$f" | head -1)"
     sed -n 's/^class \([A-Za-z0-9_]*\).*/\1/p' "$f" | sed "s/^/$package./"
 done)
-exec java -Dvitedge.golden="$golden" -cp "$build/classes:$KOTLIN_STDLIB:$JUNIT_JAR:$HAMCREST_JAR" org.junit.runner.JUnitCore "${tests[@]}"
+# VITEDGE_SELFCHECK_ARTIFACTS: converted artifact folders (':'-separated) whose self-checks the JVM tests also run.
+exec java -Dvitedge.golden="$golden" -Dvitedge.selfcheck.artifacts="${VITEDGE_SELFCHECK_ARTIFACTS:-}" -cp "$build/classes:$KOTLIN_STDLIB:$JUNIT_JAR:$HAMCREST_JAR" org.junit.runner.JUnitCore "${tests[@]}"

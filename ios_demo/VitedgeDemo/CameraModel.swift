@@ -54,6 +54,40 @@ final class CameraModel: NSObject, ObservableObject {
         }
     }
 
+    /// The Self-test: the artifact's self-check (`vitedge verify` on the phone), from the files the conversion wrote:
+    /// checksums, then preprocessing parity (ImageIO decoding + VitedgeCore) and model parity (Core ML) against the
+    /// conversion's references and tolerance. Runs on the frames queue; the verdicts replace the top-5 until the next frame.
+    @MainActor
+    func selfTest() {
+        frames.async {
+            guard let classifier = self.classifier else { return }
+            let artifact = classifier.artifact
+            let lines: [String]
+            do {
+                let folder = artifact.folder
+                let read: (String) throws -> Data = { path in try Data(contentsOf: folder.appendingPathComponent(path)) }
+                try SelfCheck.verifyFiles(artifact.manifest, size: { path in
+                    (try? FileManager.default.attributesOfItem(atPath: folder.appendingPathComponent(path).path))?[.size] as? Int64
+                }, read: read)
+                let model: (([Float]) throws -> ModelOutputs)? = classifier.isImageInput ? nil : { tensor in
+                    guard let outputs = try classifier.outputs(tensor: tensor) else { throw ManifestError("no outputs") }
+                    return outputs
+                }
+                if let report = try SelfCheck.run(artifact.manifest, read: read, decode: ImageDecoding.decode, model: model) {
+                    lines = ["Self-test: " + (report.ok ? "PASSED" : "FAILED")] + report.lines
+                } else {
+                    lines = ["Self-test: " + SelfCheck.noSelfCheck]
+                }
+            } catch {
+                lines = ["Self-test: FAILED: \(error)"]
+            }
+            DispatchQueue.main.async {
+                self.lines = lines
+                self.status = "Self-test of \(artifact.name) (\(artifact.manifest.format) \(artifact.manifest.precision))"
+            }
+        }
+    }
+
     @MainActor
     private func configureSession() {
         session.beginConfiguration()

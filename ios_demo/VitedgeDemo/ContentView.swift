@@ -16,7 +16,10 @@ struct ContentView: View {
                 }
                 Text(camera.latency).font(.system(.caption, design: .monospaced)).foregroundColor(.green)
                 Text(camera.status).font(.caption).foregroundColor(.gray)
-                Button("Open artifact folder") { picking = true }
+                HStack {
+                    Button("Open artifact folder") { picking = true }
+                    Button("Self-test") { camera.selfTest() }
+                }
             }
             .padding()
             .frame(maxWidth: .infinity, alignment: .leading)

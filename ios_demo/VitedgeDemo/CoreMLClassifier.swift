@@ -43,6 +43,9 @@ final class CoreMLClassifier {
         visionModel = try imageInput ? VNCoreMLModel(for: model) : nil
     }
 
+    /// Whether Vision feeds the model images (no tensor input to run the self-check's reference inputs through).
+    var isImageInput: Bool { imageInput }
+
     var pathDescription: String {
         imageInput ? "Core ML image input via Vision (Vision resizes)" : "Core ML MultiArray input, VitedgeCore preprocessing"
     }
@@ -72,6 +75,28 @@ final class CoreMLClassifier {
             preprocessMs: milliseconds(start, preprocessed), inferenceMs: milliseconds(preprocessed, done),
             path: pathDescription
         )
+    }
+
+    /// The model's outputs for one preprocessed tensor (the self-test's runner); nil for an image-input model,
+    /// which Vision feeds (its resampling is not Pillow's, so there is no reference tensor to give it).
+    func outputs(tensor: [Float]) throws -> ModelOutputs? {
+        if imageInput { return nil }
+        let shape = artifact.manifest.input.shape.map { $0 ?? 1 }
+        let array = try MLMultiArray(shape: shape.map { NSNumber(value: $0) }, dataType: .float32)
+        guard array.count == tensor.count else {
+            throw ManifestError("the self-check's tensor has \(tensor.count) values, the model takes \(array.count)")
+        }
+        let pointer = array.dataPointer.bindMemory(to: Float.self, capacity: tensor.count)
+        for i in 0..<tensor.count { pointer[i] = tensor[i] }
+        let output = try model.prediction(from: MLDictionaryFeatureProvider(dictionary: [inputName: MLFeatureValue(multiArray: array)]))
+        func values(_ name: String?) -> [Float]? {
+            guard let name = name, let array = output.featureValue(for: name)?.multiArrayValue else { return nil }
+            return (0..<array.count).map { Float(truncating: array[$0]) }
+        }
+        guard let logits = values(artifact.manifest.outputs.logits) else {
+            throw ManifestError("the model has no '\(artifact.manifest.outputs.logits)' output")
+        }
+        return ModelOutputs(logits: logits, embedding: values(artifact.manifest.outputs.embedding))
     }
 
     private func classifyWithVision(_ frame: CVPixelBuffer, orientation: CGImagePropertyOrientation, model: VNCoreMLModel, k: Int) throws -> ClassificationResult {

@@ -77,6 +77,12 @@ public struct FileEntry: Decodable, Equatable {
     public let bytes: Int64
 }
 
+/// The self-check the conversion wrote (`selfcheck/`): its index and every file with its checksum (see `SelfCheck`).
+public struct SelfCheckFiles: Decodable, Equatable {
+    public let index: String
+    public let files: [FileEntry]
+}
+
 /// Where the weights came from (the part the demo shows).
 public struct SourceInfo: Decodable, Equatable {
     public let model: String
@@ -88,7 +94,7 @@ public struct SourceInfo: Decodable, Equatable {
 public struct Manifest: Equatable {
     public static let schemaFamily = "vitedge.artifact"
     public static let schemaVersion = 1
-    public static let formats = ["onnx", "tflite", "coreml"]
+    public static let formats = ["onnx", "tflite", "coreml", "openvino", "executorch"]
 
     public let schema: String
     public let format: String
@@ -100,6 +106,10 @@ public struct Manifest: Equatable {
     public let labels: [Int: String]
     public let source: SourceInfo
     public let entry: String?
+    public let selfcheck: SelfCheckFiles?
+
+    /// The model's files, then the self-check's: everything `SelfCheck.verifyFiles` checks.
+    public var allFiles: [FileEntry] { files + (selfcheck?.files ?? []) }
 
     /// What the app opens: `entry` (the .mlpackage folder of a Core ML artifact) or the first file.
     public var modelFile: String { entry ?? files[0].path }
@@ -133,7 +143,7 @@ public struct Manifest: Equatable {
             return Manifest(
                 schema: decoded.schema, format: format, precision: decoded.precision, files: decoded.files,
                 input: decoded.input, outputs: decoded.outputs, preprocess: decoded.preprocess,
-                labels: decoded.labels, source: decoded.source, entry: decoded.entry
+                labels: decoded.labels, source: decoded.source, entry: decoded.entry, selfcheck: decoded.selfcheck
             )
         } catch let error as ManifestError {
             throw ManifestError("\(origin): \(error.message)")
@@ -169,9 +179,10 @@ public struct Manifest: Equatable {
         let labels: [Int: String]
         let source: SourceInfo
         let entry: String?
+        let selfcheck: SelfCheckFiles?
 
         enum CodingKeys: String, CodingKey {
-            case schema, precision, files, input, outputs, preprocess, labels, source, entry
+            case schema, precision, files, input, outputs, preprocess, labels, source, entry, selfcheck
         }
 
         init(from decoder: Decoder) throws {
@@ -184,6 +195,10 @@ public struct Manifest: Equatable {
             preprocess = try c.decode(PreprocessSpec.self, forKey: .preprocess)
             source = try c.decode(SourceInfo.self, forKey: .source)
             entry = try c.decodeIfPresent(String.self, forKey: .entry)
+            selfcheck = try c.decodeIfPresent(SelfCheckFiles.self, forKey: .selfcheck)
+            if let selfcheck = selfcheck, !selfcheck.files.contains(where: { $0.path == selfcheck.index }) {
+                throw ManifestError("selfcheck.index '\(selfcheck.index)' is not one of its files")
+            }
             let raw = try c.decode([String: String].self, forKey: .labels)
             var labels: [Int: String] = [:]
             for (key, value) in raw {

@@ -1,7 +1,8 @@
 import Foundation
 
 /// `PIL.Image.resize` for 8-bit RGB images, bit for bit: the same port of Pillow's `libImaging/Resample.c`
-/// as the Kotlin core's `PillowResize` (separable convolution, horizontal then vertical, support widened by
+/// as the Kotlin core's `PillowResize` (separable convolution, horizontal then vertical (vertical first when
+/// the height shrinks by more than twice as many pixels as the width, as Pillow 13 does), support widened by
 /// the downscale factor, 22-bit fixed-point coefficients, each pass rounded and clipped to 8 bits), and of
 /// Pillow's affine NEAREST path. Keep the two ports line for line alike.
 public enum PillowResize {
@@ -13,9 +14,21 @@ public enum PillowResize {
         if width == image.width && height == image.height { return image }
         if filter == .nearest { return nearest(image, width: width, height: height) }
         var current = image
+        if verticalFirst(inWidth: image.width, inHeight: image.height, outWidth: width, outHeight: height) {
+            if height != image.height { current = vertical(current, outHeight: height, coefficients(inSize: image.height, outSize: height, filter: filter)) }
+            if width != image.width { current = horizontal(current, outWidth: width, coefficients(inSize: image.width, outSize: width, filter: filter)) }
+            return current
+        }
         if width != image.width { current = horizontal(current, outWidth: width, coefficients(inSize: image.width, outSize: width, filter: filter)) }
         if height != image.height { current = vertical(current, outHeight: height, coefficients(inSize: image.height, outSize: height, filter: filter)) }
         return current
+    }
+
+    /// Pillow 13's pass order (`ImagingResampleInner`): the vertical pass first when the height shrinks by more
+    /// than twice as many pixels as the width does. Each pass rounds to 8 bits, so the order shows in the last
+    /// bit; Pillow 12 and older always ran the horizontal pass first.
+    public static func verticalFirst(inWidth: Int, inHeight: Int, outWidth: Int, outHeight: Int) -> Bool {
+        inHeight - outHeight > 0 && inHeight - outHeight > (inWidth - outWidth) * 2
     }
 
     static func filterValue(_ filter: Resample, _ xIn: Double) -> Double {

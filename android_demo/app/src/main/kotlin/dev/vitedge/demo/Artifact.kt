@@ -18,9 +18,16 @@ import java.nio.channels.FileChannel
 /**
  * A vitedge artifact folder (manifest.json + model.tflite), from the APK's assets
  * (`app/src/main/assets/artifact/`) or from a folder the user picked (copied to the app's files).
- * Opening it checks the manifest's schema and every file's size and sha256, like the Python runtime.
+ * Opening it checks the manifest's schema and every file's size and sha256 (the self-check's too), like the
+ * Python runtime.
  */
-class Artifact private constructor(val name: String, val manifest: Manifest, val model: ByteBuffer) {
+class Artifact private constructor(
+    val name: String,
+    val manifest: Manifest,
+    val model: ByteBuffer,
+    /** A file of the artifact by its path in the folder (the self-check reads its files through it). */
+    val read: (String) -> ByteArray
+) {
     companion object {
         const val ASSET_FOLDER = "artifact"
         private const val MANIFEST = "manifest.json"
@@ -45,7 +52,7 @@ class Artifact private constructor(val name: String, val manifest: Manifest, val
             val model = RandomAccessFile(File(folder, manifest.modelFile), "r").use {
                 it.channel.map(FileChannel.MapMode.READ_ONLY, 0, it.length())
             }
-            return Artifact(folder.name, manifest, model)
+            return Artifact(folder.name, manifest, model) { path -> File(folder, path).readBytes() }
         }
 
         fun openAssets(assets: AssetManager): Artifact {
@@ -63,7 +70,7 @@ class Artifact private constructor(val name: String, val manifest: Manifest, val
             val model = assets.openFd("$ASSET_FOLDER/${manifest.modelFile}").use { fd ->
                 FileInputStream(fd.fileDescriptor).channel.map(FileChannel.MapMode.READ_ONLY, fd.startOffset, fd.declaredLength)
             }
-            return Artifact("assets/$ASSET_FOLDER", manifest, model)
+            return Artifact("assets/$ASSET_FOLDER", manifest, model) { path -> assets.open("$ASSET_FOLDER/$path").use { it.readBytes() } }
         }
 
         /** Copy a picked folder (Storage Access Framework tree) into the app's files, then open it. */
@@ -78,8 +85,8 @@ class Artifact private constructor(val name: String, val manifest: Manifest, val
             staging.deleteRecursively()
             staging.mkdirs()
             File(staging, MANIFEST).writeText(manifestText, Charsets.UTF_8)
-            for (entry in manifest.files) {
-                val doc = find(root, entry.path) ?: throw ManifestException("${entry.path}: model file missing in ${root.name}")
+            for (entry in manifest.allFiles) { // the model's files and the self-check's
+                val doc = find(root, entry.path) ?: throw ManifestException("${entry.path}: missing in ${root.name}; copy the whole artifact folder")
                 val target = File(staging, entry.path)
                 target.parentFile?.mkdirs()
                 context.contentResolver.openInputStream(doc.uri)!!.use { input -> target.outputStream().use { input.copyTo(it) } }

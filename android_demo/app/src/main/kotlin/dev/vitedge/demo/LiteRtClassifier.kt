@@ -54,6 +54,14 @@ class LiteRtClassifier(private val artifact: Artifact, threads: Int) : Closeable
     fun classify(image: RgbImage, k: Int = 5): Result {
         val start = SystemClock.elapsedRealtimeNanos()
         val tensor = preprocessor.tensor(image)
+        val preprocessed = SystemClock.elapsedRealtimeNanos()
+        val values = logitsOf(tensor)
+        val done = SystemClock.elapsedRealtimeNanos()
+        return Result(TopK.topK(values, k, manifest), (preprocessed - start) / 1e6, (done - preprocessed) / 1e6)
+    }
+
+    /** The model's logits for one preprocessed tensor in the manifest's layout: what [classify] and the Self-test run. */
+    fun logitsOf(tensor: FloatArray): FloatArray {
         require(tensor.size == outputSize.first * outputSize.second * 3) {
             "preprocessing made ${tensor.size / 3} pixels; the model takes ${outputSize.first}x${outputSize.second}"
         }
@@ -65,16 +73,14 @@ class LiteRtClassifier(private val artifact: Artifact, threads: Int) : Closeable
             else -> throw IllegalStateException("input dtype ${inputTensor.dataType()} is not supported by the demo")
         }
         input.rewind()
-        val preprocessed = SystemClock.elapsedRealtimeNanos()
         logits.rewind()
         if (signature != null) {
             interpreter.runSignature(mapOf(manifest.input.name to input), mapOf(manifest.outputs.logits to logits), signature)
         } else {
             interpreter.run(input, logits)
         }
-        val done = SystemClock.elapsedRealtimeNanos()
         logits.rewind()
-        val values = when (logitsTensor.dataType()) {
+        return when (logitsTensor.dataType()) {
             DataType.FLOAT32 -> FloatArray(logitsTensor.numElements()).also { logits.asFloatBuffer().get(it) }
             DataType.INT8, DataType.UINT8 -> {
                 val q = manifest.outputs.logitsQuantization
@@ -84,7 +90,6 @@ class LiteRtClassifier(private val artifact: Artifact, threads: Int) : Closeable
             }
             else -> throw IllegalStateException("logits dtype ${logitsTensor.dataType()} is not supported by the demo")
         }
-        return Result(TopK.topK(values, k, manifest), (preprocessed - start) / 1e6, (done - preprocessed) / 1e6)
     }
 
     override fun close() = interpreter.close()

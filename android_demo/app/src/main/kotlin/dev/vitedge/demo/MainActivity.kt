@@ -3,6 +3,7 @@ package dev.vitedge.demo
 import android.Manifest.permission.CAMERA
 import android.content.pm.PackageManager
 import android.os.Bundle
+import android.os.SystemClock
 import android.util.Log
 import android.widget.Button
 import android.widget.TextView
@@ -34,6 +35,8 @@ class MainActivity : ComponentActivity() {
     private lateinit var latency: TextView
     private val analysisExecutor: ExecutorService = Executors.newSingleThreadExecutor()
     @Volatile private var classifier: LiteRtClassifier? = null
+    @Volatile private var artifact: Artifact? = null
+    @Volatile private var selfTestUntil = 0L // frames leave the Self-test's verdicts on screen until then
     private var averageInferenceMs = 0.0
     private var frames = 0
 
@@ -52,6 +55,7 @@ class MainActivity : ComponentActivity() {
         results = findViewById(R.id.results)
         latency = findViewById(R.id.latency)
         findViewById<Button>(R.id.open_artifact).setOnClickListener { pickFolder.launch(null) }
+        findViewById<Button>(R.id.self_test).setOnClickListener { analysisExecutor.execute { selfTest() } }
 
         analysisExecutor.execute {
             load {
@@ -71,6 +75,7 @@ class MainActivity : ComponentActivity() {
             classifier?.close()
             val threads = Runtime.getRuntime().availableProcessors().coerceIn(1, 4)
             classifier = LiteRtClassifier(artifact, threads)
+            this.artifact = artifact
             frames = 0
             averageInferenceMs = 0.0
             val m = artifact.manifest
@@ -85,6 +90,24 @@ class MainActivity : ComponentActivity() {
             classifier = null
             show(error.message ?: error.toString(), "")
         }
+    }
+
+    /** Run the artifact's self-check on the analysis thread and keep its verdicts on screen for a while. */
+    private fun selfTest() {
+        val model = classifier
+        val opened = artifact
+        if (model == null || opened == null) {
+            show("No artifact to test", "")
+            return
+        }
+        val lines = try {
+            SelfTest.run(opened, model)
+        } catch (error: Exception) {
+            Log.e(TAG, "self-test failed", error)
+            listOf("Self-test: FAILED: ${error.message ?: error}")
+        }
+        selfTestUntil = SystemClock.elapsedRealtime() + SELF_TEST_SHOWN_MS
+        show(lines.joinToString("\n"), "preprocessing: decoded with BitmapFactory, :core; model: LiteRT, ${model.threadsDescription}")
     }
 
     private fun startCamera() {
@@ -105,6 +128,7 @@ class MainActivity : ComponentActivity() {
     private fun analyze(frame: ImageProxy) {
         frame.use {
             val model = classifier ?: return
+            if (SystemClock.elapsedRealtime() < selfTestUntil) return
             val plane = it.planes[0]
             val buffer = plane.buffer
             val bytes = ByteArray(buffer.remaining()).also { array -> buffer.get(array) }
@@ -145,5 +169,6 @@ class MainActivity : ComponentActivity() {
 
     companion object {
         private const val TAG = "vitedge"
+        private const val SELF_TEST_SHOWN_MS = 15_000L
     }
 }

@@ -20,14 +20,15 @@ object ArtifactFiles {
     }
 
     /**
-     * Verify every file the manifest lists. [size] gives a file's length (null: missing) and [open]
-     * its bytes; both take the path relative to the artifact folder. Throws [ManifestException]
-     * naming the file and what to do.
+     * Verify every file the manifest lists, the self-check's too. [size] gives a file's length (null:
+     * missing) and [open] its bytes; both take the path relative to the artifact folder. Throws
+     * [ManifestException] naming the file and what to do.
      */
     fun verify(manifest: Manifest, size: (String) -> Long?, open: (String) -> InputStream) {
-        for (entry in manifest.files) {
+        for (entry in manifest.allFiles) {
+            val what = if (entry in manifest.files) "model file" else "self-check file"
             val actual = size(entry.path)
-                ?: throw ManifestException("${entry.path}: model file missing; the artifact is incomplete, copy the whole folder")
+                ?: throw ManifestException("${entry.path}: $what missing; the artifact is incomplete, copy the whole folder")
             if (actual != entry.bytes) {
                 throw ManifestException("${entry.path}: size $actual bytes differs from the manifest's ${entry.bytes}; re-copy the artifact")
             }

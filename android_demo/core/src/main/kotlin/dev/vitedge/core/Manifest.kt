@@ -29,6 +29,9 @@ class OutputsSpec(
 /** A file of the artifact, relative to its folder. */
 class FileEntry(val path: String, val sha256: String, val bytes: Long)
 
+/** The self-check the conversion wrote (`selfcheck/`): its index and every file with its checksum (see [SelfCheck]). */
+class SelfCheckFiles(val index: String, val files: List<FileEntry>)
+
 /**
  * An artifact's `manifest.json` (schema `vitedge.artifact/1`), the part the demos need. The Python
  * runtime (`vitedge.runtime.manifest`) is the reference: the same schema check, the same required
@@ -45,10 +48,14 @@ class Manifest(
     val labels: Map<Int, String>,
     val sourceModel: String,
     val weights: String,
-    val entry: String?
+    val entry: String?,
+    val selfcheck: SelfCheckFiles? = null
 ) {
     /** What the app opens: [entry] (a Core ML .mlpackage folder) or the first file. */
     val modelFile: String get() = entry ?: files[0].path
+
+    /** The model's files, then the self-check's: everything [ArtifactFiles.verify] checks and an import copies. */
+    val allFiles: List<FileEntry> get() = files + (selfcheck?.files ?: emptyList())
 
     /** Random-init artifacts are for latency work; their predictions mean nothing. */
     val isRandomInit: Boolean get() = weights == "random-init"
@@ -60,7 +67,7 @@ class Manifest(
         const val SCHEMA_FAMILY = "vitedge.artifact"
         const val SCHEMA_VERSION = 1
         const val SCHEMA = "$SCHEMA_FAMILY/$SCHEMA_VERSION"
-        val FORMATS = listOf("onnx", "tflite", "coreml")
+        val FORMATS = listOf("onnx", "tflite", "coreml", "openvino", "executorch")
         private const val RECREATE = "re-create the artifact with vitedge convert"
 
         /** Parse and validate the text of a manifest.json; [where] names it in errors. */
@@ -92,14 +99,15 @@ class Manifest(
                     schema = root.string("schema"),
                     format = format,
                     precision = root.string("precision"),
-                    files = root.objects("files").map { FileEntry(it.string("path"), it.string("sha256"), it.double("bytes").toLong()) },
+                    files = root.objects("files").map { fileEntry(it) },
                     input = parseInput(root.obj("input")),
                     outputs = parseOutputs(root.obj("outputs")),
                     preprocess = PreprocessSpec.fromJson(root.obj("preprocess")),
                     labels = labels,
                     sourceModel = source.string("model"),
                     weights = source.string("weights"),
-                    entry = root.stringOrNull("entry")
+                    entry = root.stringOrNull("entry"),
+                    selfcheck = if (root.has("selfcheck")) root.objOrNull("selfcheck")?.let { parseSelfCheck(it) } else null
                 ).also {
                     if (it.files.isEmpty() && it.entry == null) throw ManifestException("$where: no model file listed; $RECREATE")
                 }
@@ -121,6 +129,15 @@ class Manifest(
             if (version.length > 9 || version.toInt() > SCHEMA_VERSION) {
                 throw ManifestException("$where: manifest schema '$schema' is newer than this demo understands ('$SCHEMA'); update the demo")
             }
+        }
+
+        private fun fileEntry(json: JsonObject) = FileEntry(json.string("path"), json.string("sha256"), json.double("bytes").toLong())
+
+        private fun parseSelfCheck(json: JsonObject): SelfCheckFiles {
+            val files = json.objects("files").map { fileEntry(it) }
+            val index = json.string("index")
+            if (files.none { it.path == index }) throw JsonException("${json.where}: index '$index' is not one of its files")
+            return SelfCheckFiles(index, files)
         }
 
         private fun parseInput(json: JsonObject): InputSpec = InputSpec(

@@ -6,7 +6,8 @@ import kotlin.math.sin
 
 /**
  * `PIL.Image.resize` for 8-bit RGB images, bit for bit: a port of Pillow's `libImaging/Resample.c`
- * (`ImagingResample`: separable convolution, horizontal pass then vertical, the filter's support
+ * (`ImagingResample`: separable convolution, horizontal pass then vertical (Pillow 13 runs the vertical
+ * pass first when the height shrinks by more than twice as many pixels as the width), the filter's support
  * widened by the downscale factor (antialiasing), coefficients in 22-bit fixed point, each pass
  * rounded and clipped to 8 bits) and, for NEAREST, of `_resize`'s affine path
  * (`Geometry.c ImagingScaleAffine`). Hugging Face's PIL-backend image processors and the vitedge
@@ -21,10 +22,23 @@ object PillowResize {
         if (width == image.width && height == image.height) return RgbImage(width, height, image.pixels.copyOf())
         if (filter == Resample.NEAREST) return nearest(image, width, height)
         var current = image
+        if (verticalFirst(image.width, image.height, width, height)) {
+            if (height != image.height) current = vertical(current, height, coefficients(image.height, height, filter))
+            if (width != image.width) current = horizontal(current, width, coefficients(image.width, width, filter))
+            return current
+        }
         if (width != image.width) current = horizontal(current, width, coefficients(image.width, width, filter))
         if (height != image.height) current = vertical(current, height, coefficients(image.height, height, filter))
         return current
     }
+
+    /**
+     * Pillow 13's pass order (`ImagingResampleInner`): the vertical pass first when the height shrinks by
+     * more than twice as many pixels as the width does. Each pass rounds to 8 bits, so the order shows
+     * in the last bit; Pillow 12 and older always ran the horizontal pass first.
+     */
+    fun verticalFirst(inWidth: Int, inHeight: Int, outWidth: Int, outHeight: Int): Boolean =
+        inHeight - outHeight > 0 && inHeight - outHeight > (inWidth - outWidth) * 2
 
     private fun filterValue(filter: Resample, xIn: Double): Double {
         var x = xIn

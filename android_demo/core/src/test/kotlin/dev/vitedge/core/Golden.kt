@@ -32,6 +32,9 @@ object Golden {
 
     fun topkCases(): List<String> = index.list("topk").map { it as String }
 
+    /** Artifact-shaped folders with a self-check, written by the same writer as `vitedge convert`'s. */
+    fun selfcheckCases(): List<String> = index.list("selfcheck").map { it as String }
+
     fun read(file: File): JsonObject = JsonObject.parse(file.readText(Charsets.UTF_8), file.path)
 
     fun floats(file: File): FloatArray {
