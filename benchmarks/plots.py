@@ -1,7 +1,9 @@
 """The report's charts, per source model: accuracy vs latency (Pareto front), size, latency distributions.
 
-Rows of several devices (merged runs) share a chart, coloured by device. Each function returns an
-SVG string (see :mod:`vitedge.benchmarks.svg`), or None when there is nothing to draw.
+Drawn with matplotlib and inlined as SVG (:mod:`vitedge.figures`). Rows of several devices (merged
+runs) share a chart, coloured by device. Points are told apart by their marker and the legend beside
+the plot, never by labels next to them (nearby points with the same accuracy made those overlap).
+Each function returns an SVG string, or None when there is nothing to draw.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from pathlib import PurePath
 import numpy as np
 
 from vitedge.benchmarks.results import BenchResult, BenchRun
-from vitedge.benchmarks.svg import Axis, Chart, color
+from vitedge.figures import color, marker, new_figure, to_svg, wrapped
+
+#: Use a log scale when the values span more than this factor.
+LOG_SPAN = 30
 
 
 @dataclass(frozen=True)
@@ -68,13 +73,21 @@ def _accuracy_metric(entries: Sequence[Entry]) -> tuple[str, str] | None:
     return None
 
 
-def _devices(entries: Sequence[Entry]) -> list[tuple[str, str]]:
-    seen = {e.device: e.run.device for e in entries}
-    return [(name, color(index)) for index, name in sorted(seen.items())]
+def _log_if_wide(axis_setter, values: Sequence[float]) -> None:
+    positive = [v for v in values if v > 0]
+    if positive and max(positive) / min(positive) > LOG_SPAN:
+        axis_setter("log")
+
+
+def _legend_beside(ax, handles) -> None:
+    if handles:
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
 
 
 def pareto_chart(model: str, entries: Sequence[Entry], batch_size: int = 1) -> str | None:
     """Accuracy (or agreement) against p50 latency, with each device's Pareto front."""
+    from matplotlib.lines import Line2D
+
     metric = _accuracy_metric(entries)
     if metric is None:
         return None
@@ -84,23 +97,42 @@ def pareto_chart(model: str, entries: Sequence[Entry], batch_size: int = 1) -> s
               and getattr(e.row.accuracy, name) is not None]
     if not points:
         return None
-    chart = Chart(x=Axis.fit([p[1] for p in points], label=f"p50 latency at batch {batch_size} (ms)"),
-                  y=Axis.fit([p[2] for p in points], label=axis_label),
-                  title=f"{model}: accuracy vs latency", css_class="plot plot-pareto")
-    for device in dict.fromkeys(e.device for e, _, _ in points):
+    devices = dict.fromkeys(e.device for e, _, _ in points)
+    several = len(devices) > 1
+    labels = list(dict.fromkeys(e.label for e, _, _ in points))
+    figure = new_figure(7.2, 4.2)
+    ax = figure.add_subplot()
+    for device in devices:
         front = pareto_front([(x, y) for e, x, y in points if e.device == device])
-        steps = [pair for (x0, y0), (x1, _) in zip(front, front[1:]) for pair in ((x0, y0), (x1, y0))] + front[-1:]
-        chart.polyline(steps, color(device), dash="5 4")
-    for e, x, y in points:
-        chart.point(x, y, color(e.device), f"{e.label} @ {e.run.device}: {x:.2f} ms, {y:.1f}%")
-        chart.label(x, y, e.label, size=10)
-    if len(_devices(entries)) > 1:
-        chart.legend(_devices(entries))
-    return chart.render()
+        ax.step([x for x, _ in front], [y for _, y in front], where="post", color=color(device), linestyle="--",
+                linewidth=1, alpha=0.7)
+    tooltips = {}
+    for index, (e, x, y) in enumerate(points):
+        fill = color(e.device) if several else color(labels.index(e.label))
+        (line,) = ax.plot([x], [y], linestyle="none", marker=marker(labels.index(e.label)), markersize=8,
+                          color=fill, markeredgecolor="#333", markeredgewidth=0.6)
+        line.set_gid(f"point-{index}")
+        tooltips[f"point-{index}"] = f"{e.label} @ {e.run.device}: {x:.2f} ms, {y:.1f}%"
+    _log_if_wide(ax.set_xscale, [x for _, x, _ in points])
+    ax.set_xlabel(f"p50 latency at batch {batch_size} (ms)")
+    ax.set_ylabel(axis_label)
+    ax.set_title(wrapped(f"{model}: accuracy vs latency"), fontsize=11)
+    ax.grid(True, alpha=0.3)
+    gray = "#bbbbbb"
+    handles = [Line2D([], [], linestyle="none", marker=marker(i), color=gray if several else color(i),
+                      markeredgecolor="#333", label=label) for i, label in enumerate(labels)]
+    if several:
+        names = {e.device: e.run.device for e, _, _ in points}
+        handles += [Line2D([], [], color=color(d), linestyle="--", label=f"{names[d]} (front)") for d in devices]
+    _legend_beside(ax, handles)
+    return to_svg(figure, css_class="plot plot-pareto", title=f"{model}: accuracy vs latency", tooltips=tooltips,
+                  key=f"pareto-{model}")
 
 
 def size_chart(model: str, entries: Sequence[Entry]) -> str | None:
     """File size per artifact (each artifact once, whichever device measured it)."""
+    from matplotlib.patches import Patch
+
     rows: dict[str, BenchResult] = {}
     for e in entries:
         if e.row.size_bytes and e.label not in rows:
@@ -108,26 +140,36 @@ def size_chart(model: str, entries: Sequence[Entry]) -> str | None:
     if not rows:
         return None
     formats = list(dict.fromkeys(row.format or "?" for row in rows.values()))
-    sizes = {name: row.size_bytes / 1e6 for name, row in rows.items()}
-    chart = Chart(x=Axis.fit([0, *sizes.values()], label="size (MB)", log=False, zero=True, pad=0.2),
-                  categories=list(rows), title=f"{model}: size per artifact", css_class="plot plot-size")
-    for index, (name, row) in enumerate(rows.items()):
-        fill = color(formats.index(row.format or "?"))
-        chart.bar(0, sizes[name], index, fill, f"{name}: {sizes[name]:.2f} MB")
-        chart.label(sizes[name], index, f"{sizes[name]:.1f} MB", dx=4, dy=4, size=10, flip=False)
-    chart.legend([(fmt, color(i)) for i, fmt in enumerate(formats)])
-    return chart.render()
+    names = list(rows)
+    sizes = [rows[name].size_bytes / 1e6 for name in names]
+    figure = new_figure(7.2, 1.2 + 0.32 * len(names))
+    ax = figure.add_subplot()
+    bars = ax.barh(range(len(names)), sizes, color=[color(formats.index(rows[n].format or "?")) for n in names])
+    tooltips = {}
+    for index, (bar, name, size) in enumerate(zip(bars, names, sizes)):
+        bar.set_gid(f"bar-{index}")
+        tooltips[f"bar-{index}"] = f"{name}: {size:.2f} MB"
+    ax.bar_label(bars, labels=[f"{size:.1f} MB" for size in sizes], padding=3, fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(sizes) * 1.2)
+    ax.set_xlabel("size (MB)")
+    ax.set_title(wrapped(f"{model}: size per artifact"), fontsize=11)
+    _legend_beside(ax, [Patch(color=color(i), label=fmt) for i, fmt in enumerate(formats)])
+    return to_svg(figure, css_class="plot plot-size", title=f"{model}: size per artifact", tooltips=tooltips,
+                  key=f"size-{model}")
 
 
-def _quantiles(row: BenchResult, batch_size: int) -> tuple[list[float], float, float, float, float, float]:
-    """(samples, low whisker, q1, median, q3, high whisker) in ms."""
+def _box_stats(row: BenchResult, batch_size: int, label: str) -> tuple[dict, list[float]]:
+    """matplotlib ``bxp`` stats (1-99% whiskers, 25-75% box, median) in ms, and the samples."""
     entry = row.at_batch(batch_size)
     samples = list(entry.samples_ms)
     if samples:
-        low, q1, median, q3, high = np.percentile(samples, [1, 25, 50, 75, 99])
-        return samples, float(low), float(q1), float(median), float(q3), float(high)
-    stats = entry.stats  # a file without samples: what the percentiles tell
-    return [], stats.min_ms, stats.p50_ms, stats.p50_ms, stats.p90_ms, stats.p99_ms
+        low, q1, median, q3, high = (float(v) for v in np.percentile(samples, [1, 25, 50, 75, 99]))
+    else:  # a file without samples: what the percentiles tell
+        stats = entry.stats
+        low, q1, median, q3, high = stats.min_ms, stats.p50_ms, stats.p50_ms, stats.p90_ms, stats.p99_ms
+    return {"label": label, "whislo": low, "q1": q1, "med": median, "q3": q3, "whishi": high, "fliers": []}, samples
 
 
 def latency_chart(model: str, entries: Sequence[Entry], batch_size: int) -> str | None:
@@ -137,21 +179,30 @@ def latency_chart(model: str, entries: Sequence[Entry], batch_size: int) -> str 
         return None
     several = len({e.device for e in timed}) > 1
     names = [f"{e.label} @ {e.run.device}" if several else e.label for e in timed]
-    quantiles = [_quantiles(e.row, batch_size) for e in timed]
-    values = [v for q in quantiles for v in (q[0] or q[1:])]
-    chart = Chart(x=Axis.fit(values, label=f"latency per call at batch {batch_size} (ms)"), categories=names,
-                  title=f"{model}: latency distribution, batch {batch_size}", css_class="plot plot-latency")
+    boxes = [_box_stats(e.row, batch_size, name) for e, name in zip(timed, names)]
+    figure = new_figure(7.2, 1.2 + 0.4 * len(timed))
+    ax = figure.add_subplot()
+    drawn = ax.bxp([stats for stats, _ in boxes], orientation="horizontal", showfliers=False, patch_artist=True,
+                   widths=0.5, medianprops={"color": "#000", "linewidth": 1.5})
     jitter = np.random.default_rng(0)
-    for row, (e, (samples, low, q1, median, q3, high)) in enumerate(zip(timed, quantiles)):
-        fill = color(e.device)
-        chart.polyline([(low, row), (high, row)], fill, width=1)
-        chart.bar(q1, q3, row, fill, f"{names[row]}: p50 {median:.2f} ms, 25-75% {q1:.2f}-{q3:.2f} ms", thickness=0.5)
-        chart.polyline([(median, row - 0.3), (median, row + 0.3)], "#000", width=2)
-        for value in samples:
-            chart.point(value, row + jitter.uniform(-0.3, 0.3), fill, f"{value:.2f} ms", radius=1.6, opacity=0.35)
-    if several:
-        chart.legend(_devices(timed))
-    return chart.render()
+    tooltips = {}
+    for index, (e, (stats, samples), box) in enumerate(zip(timed, boxes, drawn["boxes"])):
+        box.set_facecolor(color(e.device))
+        box.set_alpha(0.55)
+        box.set_gid(f"box-{index}")
+        tooltips[f"box-{index}"] = (f"{names[index]}: p50 {stats['med']:.2f} ms, 25-75% {stats['q1']:.2f}-"
+                                    f"{stats['q3']:.2f} ms")
+        if samples:
+            ax.scatter(samples, index + 1 + jitter.uniform(-0.25, 0.25, len(samples)), s=4, alpha=0.35,
+                       color=color(e.device), linewidths=0)
+    _log_if_wide(ax.set_xscale, [v for stats, _ in boxes for v in (stats["whislo"], stats["whishi"])])
+    ax.invert_yaxis()
+    ax.tick_params(axis="y", labelsize=8)
+    ax.set_xlabel(f"latency per call at batch {batch_size} (ms)")
+    ax.set_title(wrapped(f"{model}: latency distribution, batch {batch_size}"), fontsize=11)
+    ax.grid(True, axis="x", alpha=0.3)
+    return to_svg(figure, css_class="plot plot-latency", title=f"{model}: latency distribution, batch {batch_size}",
+                  tooltips=tooltips, key=f"latency-{model}-{batch_size}")
 
 
 def all_charts(runs: Sequence[BenchRun]) -> list[tuple[str, list[str]]]:
@@ -163,3 +214,4 @@ def all_charts(runs: Sequence[BenchRun]) -> list[tuple[str, list[str]]]:
         charts += [latency_chart(model, entries, batch) for batch in batch_sizes]
         sections.append((model, [chart for chart in charts if chart]))
     return sections
+

@@ -1,6 +1,7 @@
-"""The benchmark report as one self-contained HTML page: tables and inline SVG charts.
+"""The benchmark report as one self-contained HTML page: tables and inline SVG charts (matplotlib, :mod:`.plots`).
 
-No script, no stylesheet or font from elsewhere, no network: the file opens offline, on any
+No script, no stylesheet or font from elsewhere, no network (the charts are matplotlib SVG, see
+:mod:`vitedge.figures`): the file opens offline, on any
 device, and can be mailed or attached to an issue as it is.
 """
 
@@ -73,6 +74,7 @@ def html_report(runs: Sequence[BenchRun], *, title: str = "vitedge benchmark") -
     parts += [_run_section(run) for run in runs]
     for group_title, group in report_rows.comparable_groups(runs):
         heading = f"{group_title} across devices" if group_title else "Across devices"
-        parts.append(f"<h2>{escape(heading)}</h2>" + _table(*report_rows.devices_table(group), css_class="devices"))
+        parts.append(f"<h2>{escape(heading)}</h2>" + _table(*report_rows.devices_table(group), css_class="devices")
+                     + _table(*report_rows.selfcheck_devices_table(group), css_class="devices"))
     parts.append("</body></html>\n")
     return "\n".join(parts)

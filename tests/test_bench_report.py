@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -83,13 +84,38 @@ def test_report_command_merges_results_files(tmp_path, capsys):
     assert "no such results file" in capsys.readouterr().err
 
 
+def without_namespace_names(page: str) -> str:
+    """The page minus the SVG namespace URIs (names, never fetched)."""
+    return re.sub(r'xmlns(:xlink)?="http://www\.w3\.org/[^"]*"', "", page)
+
+
 def test_html_is_self_contained_with_the_plots():
     page = html_report([make_run("laptop"), make_run("pi", 6)])
     assert page.count('class="plot plot-pareto"') == 1 and page.count('class="plot plot-size"') == 1
     assert page.count('class="plot plot-latency"') == 2, "one latency chart per batch size"
-    assert "<script" not in page and "src=" not in page and "<link" not in page
-    assert page.replace('xmlns="http://www.w3.org/2000/svg"', "").count("http") == 0, "nothing fetched from anywhere"
+    assert "<script" not in page and "src=" not in page and "<link" not in page and "@import" not in page
+    assert without_namespace_names(page).count("http") == 0, "nothing fetched from anywhere"
     assert 'class="skipped"' in page and 'class="failed"' in page
+    ids = re.findall(r' id="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), "charts on one page share no element ids"
+    assert "<title>onnx-int8-dynamic @ pi: " in page, "hovering a point shows its numbers"
+
+
+def test_pareto_points_are_told_apart_by_a_legend_not_by_labels_beside_them():
+    """Rows with the same accuracy used to get overlapping text labels; now each artifact is one legend entry."""
+    import dataclasses
+
+    from vitedge.benchmarks.plots import by_model, pareto_chart
+
+    run = make_run("laptop")
+    same = tuple(dataclasses.replace(row, accuracy=dataclasses.replace(row.accuracy, top1=0.9)) if row.accuracy else row
+                 for row in run.results)
+    model, entries = next(iter(by_model([dataclasses.replace(run, results=same)]).items()))
+    chart = pareto_chart(model, entries)
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", chart)
+    for name in ("onnx-fp32", "onnx-int8-dynamic", "tflite-fp16"):
+        assert texts.count(name) == 1, (name, texts)
+    assert re.search(r'<g id="[^"]*legend', chart)
 
 
 def test_html_renders_in_a_headless_browser(tmp_path):
@@ -114,11 +140,11 @@ def test_html_renders_in_a_headless_browser(tmp_path):
     assert blue > 500, "the plots' coloured marks are on the page"
 
 
-def test_a_model_given_by_path_is_headed_by_its_last_folders_and_long_titles_fit_the_chart():
+def test_a_model_given_by_path_is_headed_by_its_last_folders_and_long_titles_wrap():
     import dataclasses
-    import re
 
     from vitedge.benchmarks.plots import short_model_name
+    from vitedge.figures import TITLE_WIDTH
 
     assert short_model_name("/home/ana/experiments/2026/run-17/checkpoint") == "run-17/checkpoint"
     assert short_model_name("google/vit-base-patch16-224") == "google/vit-base-patch16-224"  # a hub id stays whole
@@ -128,6 +154,8 @@ def test_a_model_given_by_path_is_headed_by_its_last_folders_and_long_titles_fit
     run = dataclasses.replace(run, results=tuple(dataclasses.replace(row, model=deep) for row in run.results))
     page = html_report([run])
     assert f"<h2>{short_model_name(deep)}</h2>" in page and "<h2>/home/ana" not in page
-    drawn = re.findall(r'font-weight="bold">([^<]*)</text>', page)
-    assert drawn and all(len(title) * 8.2 <= 600 - 16 for title in drawn), drawn
-    assert any("\u2026" in title for title in drawn) and "latency distribution, batch 8" in page  # the tooltip keeps it
+    title = f"{short_model_name(deep)}: latency distribution, batch 8"
+    assert f'aria-label="{title}"' in page
+    lines = [text for text in re.findall(r"<text[^>]*>([^<]*)</text>", page) if len(text) > 3 and text in title]
+    assert len(lines) > 1 and all(len(line) <= TITLE_WIDTH for line in lines)
+    assert "".join(lines[-2:]).replace(" ", "") == title.replace(" ", ""), "wrapped, nothing cut"
