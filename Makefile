@@ -45,8 +45,9 @@ bench-exporters: setup
 bench-distill: setup
 	$(VENV)/bin/python -m vitedge.benchmarks.studies.distill_bench --out benchmarks/results/distillation.md
 
-# Raspberry Pi OS (Debian bookworm arm64) under qemu: install the wheel there, compare predictions with this
-# machine's. Needs root; the root file system is cached in .pi-check/ (see scripts/pi_check.sh --help).
+# Raspberry Pi OS (Debian bookworm arm64) under qemu: install the wheel there (no torch) and run `vitedge verify`
+# on ONNX and TFLite artifacts made here (their self-checks). Needs root; the root file system is cached in
+# .pi-check/ (see scripts/pi_check.sh --help).
 pi-check: setup
 	PYTHON=$(VENV)/bin/python scripts/pi_check.sh $(PI_CHECK_ARGS)
 

@@ -133,7 +133,7 @@ def combine(
     return _row(
         target, "ok", {**fields, **info}, cold_load_ms=statistics.median(loads), load_parts_ms=parts,
         first_inference_ms=statistics.median(o.data["first_inference_ms"] for o in outcomes),
-        latency=latency, memory=memory, accuracy=accuracy,
+        latency=latency, memory=memory, accuracy=accuracy, selfcheck=outcomes[0].data.get("selfcheck"),
     )
 
 
@@ -233,9 +233,9 @@ def _run_rounds(
     with tempfile.TemporaryDirectory(prefix="vitedge-bench-") as workdir:
         images_file = data.write_list(Path(workdir) / "images.txt") if data is not None else None
 
-        def job(spec: str, runs: int, outputs: bool) -> WorkerJob:
+        def job(spec: str, runs: int, outputs: bool, selfcheck: bool = False) -> WorkerJob:
             return WorkerJob(spec, settings.threads, settings.batch_sizes, settings.warmup if runs else 0, runs,
-                             images_file, outputs, settings.timeout_s)
+                             images_file, outputs, settings.timeout_s, selfcheck)
 
         if plan.separate_reference:
             name = plan.reference.display_name
@@ -251,7 +251,7 @@ def _run_rounds(
                 name = targets[i].display_name
                 progress.start(f"{name}" + (f" (round {round_index + 1}/{settings.rounds})" if settings.rounds > 1 else ""))
                 outcome = run_worker(job(targets[i].spec, settings.runs_in_round(round_index),
-                                         round_index == 0 and data is not None))
+                                         round_index == 0 and data is not None, selfcheck=round_index == 0))
                 outcomes[i].append(outcome)
                 progress.finish(None if outcome.ok else f"{name}: FAILED {outcome.error}")
         progress.close()

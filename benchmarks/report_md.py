@@ -30,7 +30,8 @@ def _sections(
         lines += [""] if report_rows.notes(run) else []
     for title, group in report_rows.comparable_groups(runs):
         lines += [heading(2, f"{title} across devices" if title else "Across devices"), "",
-                  render_table(*report_rows.devices_table(group)), ""]
+                  render_table(*report_rows.devices_table(group)), "",
+                  render_table(*report_rows.selfcheck_devices_table(group)), ""]
     return lines
 
 

@@ -42,6 +42,19 @@ def status_text(row: BenchResult, width: int | None = ERROR_WIDTH) -> str:
     return f"{row.status.upper() if row.status == 'failed' else row.status}: {error}"
 
 
+def selfcheck_text(row: BenchResult) -> str:
+    """The self-check's verdict in a cell: ok, which stage differs, none (an artifact made before self-checks), or -."""
+    check = row.selfcheck
+    if not check:
+        return "-"
+    if not check.get("present"):
+        return "none"
+    failed = [stage for stage in ("preprocessing", "model") if check.get(stage, {}).get("status") == "failed"]
+    if failed:
+        return " and ".join(failed) + " differ" + ("" if len(failed) > 1 else "s")
+    return "ok" if check.get("model", {}).get("status") == "passed" else "ok (model not checked)"
+
+
 def baseline(run: BenchRun) -> BenchResult | None:
     """The row speed-ups are measured against (see the module docstring)."""
     ran = [row for row in run.results if row.ok and row.latency]
@@ -51,7 +64,7 @@ def baseline(run: BenchRun) -> BenchResult | None:
 def summary_table(run: BenchRun) -> Table:
     """One row per artifact: what it is, load, memory, accuracy, status."""
     header = ["artifact", "format", "precision", "backend", "size", "cold load ms", "1st inference ms",
-              "peak RSS", "top-1", "top-5", "agreement", "mean cosine", "status"]
+              "peak RSS", "top-1", "top-5", "agreement", "mean cosine", "self-check", "status"]
     rows = []
     for row in run.results:
         accuracy = row.accuracy
@@ -61,7 +74,7 @@ def summary_table(run: BenchRun) -> Table:
             ms(row.first_inference_ms), size(row.memory.peak_rss_bytes) if row.memory else "-",
             percent(accuracy and accuracy.top1), percent(accuracy and accuracy.top5),
             percent(accuracy and accuracy.top1_agreement), cosine(accuracy and accuracy.mean_logits_cosine),
-            status_text(row),
+            selfcheck_text(row), status_text(row),
         ])
     return rows, header
 
@@ -95,6 +108,19 @@ def devices_table(runs: Sequence[BenchRun], batch_size: int = 1) -> Table:
             entry = row.at_batch(batch_size) if row else None
             cells.append(ms(entry.stats.p50_ms) if entry else ("-" if row is None or row.ok else row.status))
         rows.append(cells)
+    return rows, header
+
+
+def selfcheck_devices_table(runs: Sequence[BenchRun]) -> Table:
+    """Artifacts down, devices across: each device's self-check verdict (merged reports: which device drifts)."""
+    names: list[str] = []
+    for run in runs:
+        names += [row.name for row in run.results if row.name not in names]
+    header = ["artifact"] + [f"{run.device} self-check" for run in runs]
+    rows = []
+    for name in names:
+        found = [next((r for r in run.results if r.name == name), None) for run in runs]
+        rows.append([name] + [selfcheck_text(row) if row else "-" for row in found])
     return rows, header
 
 
@@ -145,6 +171,9 @@ def notes(run: BenchRun) -> list[str]:
             remarks.append(row.accuracy.note)
         if not row.ok and row.error and len(row.error) > ERROR_WIDTH:
             remarks.append(f"{row.status}: {row.error}")
+        check = row.selfcheck or {}
+        remarks += [f"self-check {stage} parity failed: {check[stage].get('summary', '')}"
+                    for stage in ("preprocessing", "model") if check.get(stage, {}).get("status") == "failed"]
         if remarks:
             lines.append(f"{row.name}: " + "; ".join(remarks))
     return lines

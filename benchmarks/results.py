@@ -152,6 +152,8 @@ class BenchResult:
         cold_load_ms: A fresh process importing the backend, checking the files and loading the
             model (median over rounds); ``load_parts_ms`` splits it (import, checksum, load).
         first_inference_ms: The first batch-1 call after loading (median over rounds).
+        selfcheck: The artifact's self-check on this device (``present``, ``ok``, ``preprocessing`` and
+            ``model`` verdicts: :mod:`vitedge.runtime.selfcheck`); None for peers and older results files.
     """
 
     name: str
@@ -173,6 +175,7 @@ class BenchResult:
     memory: MemoryStats | None = None
     accuracy: AccuracyStats | None = None
     note: str = ""
+    selfcheck: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -36,6 +36,7 @@ class WorkerJob:
         runs: Timed calls per batch size; 0 computes outputs only (a reference).
         images_file: One image path per line (timing inputs and accuracy images).
         want_outputs: Also compute the logits of every image (outside the timed part).
+        selfcheck: Also run the artifact's self-check (after the timings; once per target).
         timeout_s: Seconds before the worker is killed and the job counts as failed.
     """
 
@@ -47,6 +48,7 @@ class WorkerJob:
     images_file: Path | None = None
     want_outputs: bool = False
     timeout_s: float = 900.0
+    selfcheck: bool = False
 
     def argv(self, result_file: Path, outputs_file: Path | None) -> list[str]:
         argv = [sys.executable, "-m", "vitedge.benchmarks.worker", self.target, "--result", str(result_file),
@@ -56,6 +58,8 @@ class WorkerJob:
             argv += ["--images", str(self.images_file)]
         if outputs_file is not None:
             argv += ["--outputs", str(outputs_file)]
+        if self.selfcheck:
+            argv.append("--selfcheck")
         return argv
 
 

@@ -80,6 +80,23 @@ class ArtifactTarget:
     def run(self, batch: np.ndarray) -> np.ndarray:
         return self._classifier.run(batch)["logits"]
 
+    def selfcheck(self) -> dict | None:
+        """Both verdicts of the artifact's self-check on this device, through the loaded model (no numbers per image)."""
+        from vitedge.runtime.selfcheck import run_selfcheck
+
+        return compact_selfcheck(run_selfcheck(self.folder, self.manifest, runner=self._classifier.run).to_dict())
+
+
+def compact_selfcheck(report: dict) -> dict:
+    """A self-check report as a results file keeps it: the verdicts and their headline numbers, not the per-image lists."""
+    keep = ("status", "summary", "max_abs_diff", "bit_identical", "images", "top1_agreement", "min_logits_cosine",
+            "min_embedding_cosine")
+    compact = {key: report[key] for key in ("present", "ok", "hint") if key in report}
+    for stage in ("preprocessing", "model"):
+        if stage in report:
+            compact[stage] = {key: value for key, value in report[stage].items() if key in keep}
+    return compact
+
 
 def open_target(spec: str) -> Target:
     """The target ``spec`` names: ``torch:MODEL`` or an artifact folder.

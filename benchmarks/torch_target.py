@@ -70,3 +70,6 @@ class TorchTarget:
         with torch.inference_mode():
             logits, _ = self._wrapper(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
         return logits.float().numpy()
+
+    def selfcheck(self) -> dict | None:
+        return None  # PyTorch eager is the reference itself: there is no artifact to check

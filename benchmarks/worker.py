@@ -8,7 +8,10 @@ the load time a real cold(-process) load. In order, the worker:
 3. per batch size: ``--warmup`` untimed calls, then ``--runs`` timed calls of the model alone
    (inputs are preprocessed beforehand; nothing else runs in the loop);
 4. reads the peak resident memory (VmHWM), then, outside any timing, computes the logits of every
-   image in ``--images`` for the accuracy numbers (``--outputs``, a .npy; unreadable images are NaN rows).
+   image in ``--images`` for the accuracy numbers (``--outputs``, a .npy; unreadable images are NaN rows);
+5. with ``--selfcheck``, runs the artifact's self-check through the loaded model (preprocessing and model
+   parity against the conversion's references, :mod:`vitedge.runtime.selfcheck`), so a fleet's merged
+   report shows which device drifts.
 
 It writes one JSON object to ``--result``: the timings, or ``{"ok": false, "error": ...}``. Torch is
 imported only for a ``torch:MODEL`` target.
@@ -118,6 +121,8 @@ def measure(args: argparse.Namespace) -> dict:
     if args.outputs:
         tensors = timing_tensors + _preprocessed(paths[len(timing_paths) :], target)
         np.save(args.outputs, all_logits(target, tensors, max(batch_sizes)))
+    if args.selfcheck:
+        result["selfcheck"] = target.selfcheck()
     return result
 
 
@@ -131,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs", type=int, default=10, help="timed calls per batch size (0: outputs only)")
     parser.add_argument("--images", help="a text file: one image path per line")
     parser.add_argument("--outputs", help="write the logits of every image in --images to this .npy")
+    parser.add_argument("--selfcheck", action="store_true", help="also run the artifact's self-check (after the timings)")
     return parser
 
 

@@ -46,6 +46,9 @@ class ExportOptions:
             into the model) or ``image`` (a platform image type, e.g. Core ML ImageType).
         target: A deployment target (e.g. Core ML ``iOS17``); None for the format's default.
         max_accuracy_drop: Quantization budget in points of top-1 agreement with fp32; None: no budget.
+        keep_float: Layers to leave in float (names as ``vitedge diagnose`` prints them: torch module
+            paths such as ``vit.layers.3.mlp.fc1``, globs, or a whole block such as ``vit.layers.3``);
+            each format maps them onto its own ops (:mod:`vitedge.converters.layer_names`).
     """
 
     precision: str = "fp32"
@@ -60,8 +63,13 @@ class ExportOptions:
     input_type: str = "float"
     target: str | None = None
     max_accuracy_drop: float | None = None
+    keep_float: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.keep_float, str) or not all(isinstance(p, str) and p.strip() for p in self.keep_float):
+            raise UsageError(f"keep float takes a tuple of layer names, got {self.keep_float!r}",
+                             hint="e.g. ('vit.layers.3.mlp.fc1',), as vitedge diagnose prints them")
+        object.__setattr__(self, "keep_float", tuple(p.strip() for p in self.keep_float))
         for name, allowed in (
             ("exporter", EXPORTERS),
             ("attention", ATTENTION_KERNELS),

@@ -17,6 +17,7 @@ from pathlib import Path
 from vitedge._version import __version__
 from vitedge.converters.export_types import ExportedModel
 from vitedge.converters.loading import SourceModel
+from vitedge.converters.selfcheck import write_selfcheck_into
 from vitedge.converters.validate import validator_for
 from vitedge.errors import ValidationFailedError
 from vitedge.formats import Format, PrecisionSupport, Tolerance
@@ -77,7 +78,8 @@ def validate_into_manifest(
     hint: str,
     strict: bool = True,
 ) -> Manifest:
-    """Validate the artifact in ``work`` against ``source`` and write the report into its manifest.
+    """Validate the artifact in ``work`` against ``source`` and write the report into its manifest,
+    then its self-check (:func:`vitedge.converters.selfcheck.write_selfcheck_into`).
 
     Raises:
         ValidationFailedError: ``strict`` and the artifact misses the precision's tolerance (``hint``
@@ -93,7 +95,7 @@ def validate_into_manifest(
         )
     manifest = manifest.with_validation(report)
     manifest.write(work)
-    return manifest
+    return write_selfcheck_into(work, manifest, source, report)
 
 
 def tolerance_for(support: PrecisionSupport, source: SourceModel) -> Tolerance:

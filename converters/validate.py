@@ -7,6 +7,7 @@ differences against the format's tolerance. The report goes into the manifest.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -141,16 +142,19 @@ def validate_artifact(
     """Run the artifact through the runtime and the source through torch on the same images.
 
     The reference gets the source's preprocessing and the artifact its manifest's (which differs
-    when the export changed the input: NHWC, normalization baked into the model).
+    when the export changed the input: NHWC, normalization baked into the model). Backends that say
+    where and in what precision they ran (``execution``, e.g. OpenVINO's device and the precision read
+    back from the compiled model) have it recorded in the report.
     """
     classifier = Classifier.open(folder, num_threads=num_threads, verify=False)
     reference_inputs, description = validation_inputs(source.preprocess, samples, images_dir=images_dir)
     artifact_inputs = reference_inputs
     if classifier.manifest.preprocess != source.preprocess:
         artifact_inputs, _ = validation_inputs(classifier.manifest.preprocess, samples, images_dir=images_dir)
-    return compare_outputs(
+    report = compare_outputs(
         torch_outputs(source, reference_inputs), artifact_outputs(classifier, artifact_inputs), tolerance, inputs=description
     )
+    return dataclasses.replace(report, execution=getattr(classifier.backend, "execution", None))
 
 
 def validator_for(fmt: Format) -> Callable[..., ValidationReport]:

@@ -144,6 +144,7 @@ class Classifier:
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         verify: bool = True,
+        device: str | None = None,
     ) -> Classifier:
         """Open an artifact folder.
 
@@ -153,15 +154,18 @@ class Classifier:
             batch_size: How many images go through the model at once.
             max_pixels: Images with more pixels are refused (decompression-bomb guard).
             verify: Check the model files' sha256 against the manifest before loading.
+            device: Where to run, for formats that offer a choice (:attr:`vitedge.formats.Format.devices`;
+                OpenVINO: CPU, GPU, NPU or AUTO); None: the backend's default.
 
         Raises:
             ArtifactError: The folder, manifest or model file is missing, malformed or tampered with.
             BackendUnavailableError: The format's runtime library is not installed.
+            UsageError: ``device`` is not one the format offers, or not present here.
         """
         folder = Path(path)
         manifest = read_manifest(folder)
         verify_files(folder, manifest, checksums=verify)
-        backend = open_backend(folder, manifest, num_threads=num_threads)
+        backend = open_backend(folder, manifest, num_threads=num_threads, device=device)
         return cls(folder, manifest, backend, batch_size=batch_size, max_pixels=max_pixels)
 
     @property

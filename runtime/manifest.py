@@ -58,6 +58,18 @@ class FileEntry:
 
 
 @dataclass(frozen=True)
+class SelfCheckFiles:
+    """The self-check a conversion writes into the artifact (``selfcheck/``, see :mod:`vitedge.runtime.selfcheck`).
+
+    ``index`` is its ``index.json``; ``files`` lists every file of it with its checksum, checked on
+    open like the model's (a tampered self-check is refused as a tampered model is).
+    """
+
+    index: str
+    files: tuple[FileEntry, ...]
+
+
+@dataclass(frozen=True)
 class InputSpec:
     """The model's input tensor.
 
@@ -125,7 +137,9 @@ class ValidationReport:
     """The artifact measured against the torch fp32 reference on the same inputs.
 
     ``simulated`` is True when the numbers come from a stand-in (e.g. decompressed weights in torch)
-    rather than from running the artifact itself.
+    rather than from running the artifact itself. ``execution`` says where and in what precision the
+    artifact ran, as its backend reported it (e.g. ``{"runtime": "openvino 2026.4.1", "device": "CPU",
+    "precision": "bf16"}``); None where the backend does not say.
     """
 
     reference: str
@@ -141,6 +155,7 @@ class ValidationReport:
     passed: bool
     failures: tuple[str, ...] = ()
     simulated: bool = False
+    execution: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +173,7 @@ class Manifest:
     conversion: ConversionInfo
     validation: ValidationReport | None = None
     entry: str | None = None
+    selfcheck: SelfCheckFiles | None = None
     schema: str = SCHEMA
 
     @property
@@ -172,8 +188,20 @@ class Manifest:
     def with_validation(self, report: ValidationReport) -> Manifest:
         return replace(self, validation=report)
 
+    def with_selfcheck(self, selfcheck: SelfCheckFiles | None) -> Manifest:
+        return replace(self, selfcheck=selfcheck)
+
+    @property
+    def all_files(self) -> tuple[FileEntry, ...]:
+        """The model's files, then the self-check's (the model's alone are :attr:`files`, e.g. for its size)."""
+        return self.files + (self.selfcheck.files if self.selfcheck else ())
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        if self.selfcheck is None:  # artifacts without a self-check keep the manifest they always had
+            del data["selfcheck"]
+        if self.validation is not None and self.validation.execution is None:  # only backends that report it
+            del data["validation"]["execution"]
         data["labels"] = {str(index): label for index, label in sorted(self.labels.items())}
         ordered = {"schema": data.pop("schema")}
         ordered.update(data)
@@ -216,11 +244,18 @@ class Manifest:
                 conversion=ConversionInfo(**data["conversion"]),
                 validation=None if validation is None else _validation_from_dict(validation),
                 entry=data.get("entry"),
+                selfcheck=_selfcheck_from_dict(data.get("selfcheck")),
             )
         except ArtifactError:
             raise
         except (TypeError, ValueError, KeyError, AttributeError) as error:  # the schema lets nothing through: a bug
             raise ArtifactError(f"{where}: malformed ({error})", hint=RECREATE) from error
+
+
+def _selfcheck_from_dict(data: dict[str, Any] | None) -> SelfCheckFiles | None:
+    if data is None:
+        return None
+    return SelfCheckFiles(index=data["index"], files=tuple(FileEntry(**entry) for entry in data["files"]))
 
 
 def _validation_from_dict(data: dict[str, Any]) -> ValidationReport:
@@ -282,12 +317,14 @@ def read_manifest(folder: str | os.PathLike) -> Manifest:
 
 
 def verify_files(folder: str | os.PathLike, manifest: Manifest, *, checksums: bool = True) -> None:
-    """Check every file the manifest lists: present, right size, and (by default) right sha256."""
+    """Check every file the manifest lists, the self-check's too: present, right size, and (by default) right sha256."""
     folder = Path(folder)
-    for entry in manifest.files:
+    selfcheck = set(manifest.selfcheck.files if manifest.selfcheck else ())
+    for entry in manifest.all_files:
         path = folder / entry.path
         if not path.is_file():
-            raise ArtifactError(f"{path}: model file missing", hint="the artifact is incomplete; re-create it with vitedge convert")
+            what = "self-check file" if entry in selfcheck else "model file"
+            raise ArtifactError(f"{path}: {what} missing", hint="the artifact is incomplete; re-create it with vitedge convert")
         size = path.stat().st_size
         if size != entry.bytes:
             raise ArtifactError(

@@ -90,6 +90,12 @@ def _files() -> dict[str, Any]:
     return {"type": "array", "minItems": 1, "items": entry, "description": "a non-empty list of files"}
 
 
+def _selfcheck() -> dict[str, Any]:
+    block = _obj({"index": _file_path(), "files": _files()}, ("index", "files"),
+                 description="the self-check the conversion wrote: its index.json and its files with their checksums")
+    return {**block, "type": ["object", "null"]}
+
+
 def _input() -> dict[str, Any]:
     dimension = _integer(1, MAX_INT32, "a positive integer, or null for a dynamic dimension", nullable=True)
     return _obj({
@@ -190,6 +196,8 @@ def _validation() -> dict[str, Any]:
         "passed": {"type": "boolean"},
         "failures": {"type": "array", "items": {"type": "string"}},
         "simulated": {"type": "boolean"},
+        "execution": {"type": ["object", "null"], "additionalProperties": {"type": "string"},
+                      "description": "where and in what precision the artifact ran (runtime, device, precision) or null"},
     }, ("reference", "samples", "inputs", "top1_agreement", "min_logits_cosine", "mean_logits_cosine",
         "max_abs_diff_logits", "min_embedding_cosine", "max_abs_diff_embedding", "tolerance", "passed"))
     return {**report, "type": ["object", "null"]}
@@ -219,6 +227,7 @@ def build_schema() -> dict[str, Any]:
             "conversion": _conversion(),
             "validation": _validation(),
             "entry": _file_path(nullable=True),
+            "selfcheck": _selfcheck(),
         },
         "$defs": _defs(),
     }

@@ -105,8 +105,9 @@ def test_manifest_describes_the_artifact(case, tiny_folder):
     assert manifest.schema == SCHEMA and (manifest.format, manifest.precision) == (case.fmt.name, case.precision)
     assert manifest.model_file == case.fmt.model_file and (case.folder / manifest.model_file).exists()
     on_disk = {str(p.relative_to(case.folder)) for p in case.folder.rglob("*") if p.is_file()} - {MANIFEST_NAME}
-    assert {entry.path for entry in manifest.files} == on_disk, "the manifest lists every file, and only those"
-    for entry in manifest.files:
+    assert {entry.path for entry in manifest.all_files} == on_disk, "the manifest lists every file, and only those"
+    assert manifest.selfcheck is not None and all(entry.path.startswith("selfcheck/") for entry in manifest.selfcheck.files)
+    for entry in manifest.all_files:
         assert entry.sha256 == sha256_file(case.folder / entry.path) and entry.bytes == (case.folder / entry.path).stat().st_size
     assert (manifest.outputs.logits, manifest.outputs.embedding) == ("logits", "embedding")
     assert (manifest.outputs.num_classes, manifest.outputs.embedding_size) == (4, 64)
@@ -211,6 +212,9 @@ def test_verify_passes_on_the_artifact_as_converted(case, tiny_folder, capsys):
     assert main(["verify", str(case.folder), "--samples", "8"]) == 0
     lines = capsys.readouterr().out.splitlines()
     manifest = read_manifest(case.folder)
-    assert lines[0] == f"checksums: OK ({len(manifest.files)} file(s) match the manifest)"
+    assert lines[0] == f"checksums: OK ({len(manifest.files)} file(s) and the self-check's {len(manifest.selfcheck.files)} match the manifest)"
+    assert lines[1].startswith("preprocessing parity: OK: 7 images, tensors bit-identical")
+    runs_here = case.fmt.backend_supported_here() and case.fmt.backend_installed()
+    assert lines[2].startswith("model parity: OK: 7 image(s) vs torch fp32" if runs_here else "model parity: not checked")
     simulated = " (simulated)" if manifest.validation.simulated else ""
     assert lines[-1].startswith(f"parity against {tiny_folder}: PASSED{simulated} vs torch fp32 on 8 ")

@@ -27,7 +27,7 @@ from vitedge.runtime.schema_check import KEYWORDS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN_MANIFESTS = sorted((ROOT / "demo_golden").glob("*/*/manifest.json"))
-CONVERTED_MANIFESTS = sorted((Path(__file__).parent / "data" / "manifests").glob("*.json"))  # tflite, Core ML
+CONVERTED_MANIFESTS = sorted((Path(__file__).parent / "data" / "manifests").glob("*.json"))  # tflite, Core ML, OpenVINO
 KOTLIN_MANIFEST = ROOT / "android_demo/core/src/main/kotlin/dev/vitedge/core/Manifest.kt"
 SWIFT_MANIFEST = ROOT / "ios_demo/VitedgeCore/Sources/VitedgeCore/Manifest.swift"
 SWIFT_PREPROCESS = ROOT / "ios_demo/VitedgeCore/Sources/VitedgeCore/PreprocessSpec.swift"
@@ -272,3 +272,22 @@ def test_unreadable_manifest_text_is_an_artifact_error(tmp_path, text):
     with pytest.raises(ArtifactError) as error:
         read_manifest(tmp_path)
     assert "\n" not in str(error.value) and "manifest.json" in str(error.value)
+
+
+def test_loader_and_schema_agree_on_the_selfcheck_block():
+    """The self-check block (index + files with checksums) is checked like the model's files; old readers ignore it."""
+    base = json.loads((ROOT / "demo_golden" / "selfcheck" / "vit_bilinear_nchw" / "manifest.json").read_text())
+    assert base["selfcheck"]["index"] == "selfcheck/index.json" and REFERENCE.is_valid(base)
+    checked = 0
+    for path, mutated in _mutations(base):
+        if path[0] != "selfcheck":
+            continue
+        verdict = _loader_verdict(mutated)
+        assert (verdict is None) == REFERENCE.is_valid(mutated), (_field(path), verdict)
+        checked += 1
+    assert checked > 100
+    verdict = _loader_verdict(_set(base, ("selfcheck", "files", 1, "sha256"), "xyz"))
+    assert verdict and "selfcheck.files[1].sha256: expected 64 lowercase hex digits" in verdict
+    verdict = _loader_verdict(_set(base, ("selfcheck", "index"), "../index.json"))
+    assert verdict and "selfcheck.index: expected a relative path inside the artifact folder" in verdict
+    assert _loader_verdict(_set(base, ("selfcheck",), None, delete=True)) is None  # an artifact made before self-checks

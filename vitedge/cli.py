@@ -28,6 +28,7 @@ from vitedge.converters.export_types import (
     INPUT_TYPES,
     ExportOptions,
 )
+from vitedge.converters.layer_names import parse_patterns
 from vitedge.errors import UsageError, VitedgeError
 from vitedge.formats import FORMATS, PRECISIONS
 from vitedge.runtime.native_noise import DEBUG_VARIABLE
@@ -76,6 +77,13 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help=f"refuse larger images, a decompression-bomb guard (default {DEFAULT_MAX_PIXELS:,})")
     parser.add_argument("--no-verify", action="store_true", help="skip the model files' sha256 check on open")
+    _add_device_option(parser)
+
+
+def _add_device_option(parser: argparse.ArgumentParser) -> None:
+    offered = "; ".join(f"{fmt.name}: {', '.join(fmt.devices)}" for fmt in FORMATS.values() if fmt.devices)
+    parser.add_argument("--device", metavar="NAME",
+                        help=f"where the model runs, for formats that offer a choice ({offered}; default: the first)")
 
 
 def _described_choices(descriptions: dict[str, str], default: str, joiner: str) -> str:
@@ -100,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     from vitedge.converters.training.cli import add_training_commands  # finetune, distill (torch-free import)
 
     add_training_commands(commands)
+    from vitedge.diagnose_cli import add_diagnose_command  # diagnose (torch imported when it runs)
+
+    add_diagnose_command(commands)
+    from vitedge.search.cli import add_search_commands  # index build, search (faiss imported when they run)
+
+    add_search_commands(commands)
     return parser
 
 
@@ -136,6 +150,9 @@ def _add_export_options(convert: argparse.ArgumentParser, defaults: ExportOption
     convert.add_argument("--max-accuracy-drop", type=float, metavar="POINTS",
                          help="int8: keep the most sensitive layers in float until top-1 agreement with fp32 "
                               "drops by at most this many points")
+    convert.add_argument("--keep-float", action="append", metavar="LAYERS",
+                         help="leave these layers unquantized: names as vitedge diagnose prints them "
+                              "(vit.layers.3.mlp.fc1), globs, or a whole block (vit.layers.3); comma-separated or repeated")
     convert.add_argument("--calibration", metavar="DIR|builtin",
                          help=f"int8-static: calibration images, a folder or the built-in set (default {defaults.calibration})")
     convert.add_argument("--calibration-samples", type=int, metavar="N",
@@ -167,26 +184,38 @@ def _add_predict_parser(commands) -> None:
     predict.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
                          help="with --watch: seconds between looks, and how long a new file must stay unchanged (default 1)")
     _add_runtime_options(predict)
+    _scale_cli().add_job_options(predict, task="predict")
 
 
 def _add_embed_parser(commands) -> None:
-    embed = commands.add_parser("embed", help="write L2-normalized image embeddings to a .npy file")
+    embed = commands.add_parser("embed", help="write L2-normalized image embeddings: a .npy file, or Parquet shards in a folder")
     embed.add_argument("artifact")
-    embed.add_argument("images", nargs="+", help="image files and/or folders (searched recursively)")
-    embed.add_argument("--out", required=True, help="the .npy file; the image order goes beside it as .json")
+    embed.add_argument("images", nargs="+",
+                       help="image files and/or folders (searched recursively); with --out DIR also globs, list files "
+                            "(.txt, one path or URI per line) and Parquet files with a path column")
+    embed.add_argument("--out", required=True,
+                       help="X.npy: one file (the image order goes beside it as X.json); DIR: Parquet shards (a bulk job)")
     embed.add_argument("--no-normalize", action="store_true", help="keep raw embeddings (no L2 normalization)")
     _add_runtime_options(embed)
+    _scale_cli().add_job_options(embed, task="embed")
 
 
 def _add_inspect_parser(commands) -> None:
-    inspect = commands.add_parser("inspect", help="show an artifact's manifest")
+    from vitedge.diagnose_cli import add_placement_options
+
+    inspect = commands.add_parser("inspect", help="show an artifact's manifest, or where its ops run (--placement)")
     inspect.add_argument("artifact")
-    inspect.add_argument("--json", action="store_true", help="print the raw manifest")
+    inspect.add_argument("--json", action="store_true", help="print the raw manifest (with --placement: every op)")
+    add_placement_options(inspect)
 
 
 def _add_verify_parser(commands) -> None:
-    verify = commands.add_parser("verify", help="re-check an artifact's checksums and, when possible, its parity")
+    verify = commands.add_parser("verify", help="re-check an artifact's checksums, run its self-check (preprocessing "
+                                 "and model parity on this machine) and, when possible, its parity with the source model")
     verify.add_argument("artifact")
+    verify.add_argument("--json", action="store_true", help="print one JSON object (for fleets): checksums, "
+                        "selfcheck.preprocessing, selfcheck.model, parity, ok")
+    verify.add_argument("--threads", type=int, default=None, help="threads for the backend running the self-check")
     verify.add_argument("--against", metavar="MODEL", help="the source model (default: the one the manifest names)")
     verify.add_argument("--samples", type=int, default=DEFAULT_VALIDATION_SAMPLES,
                         help=f"inputs for the parity check (default {DEFAULT_VALIDATION_SAMPLES})")
@@ -274,7 +303,7 @@ def _open_classifier(args: argparse.Namespace):
 
     return Classifier.open(
         args.artifact, num_threads=_threads(args), batch_size=args.batch_size,
-        max_pixels=args.max_pixels, verify=not args.no_verify,
+        max_pixels=args.max_pixels, verify=not args.no_verify, device=args.device,
     )
 
 
@@ -294,6 +323,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     given = {name: getattr(args, name) for name in ("calibration", "calibration_samples", "calibration_method", "input_layout")}
     options = ExportOptions(opset=args.opset, exporter=args.exporter, graph=args.graph,
                             max_accuracy_drop=args.max_accuracy_drop, input_type=args.input_type, target=args.target,
+                            keep_float=parse_patterns(args.keep_float or ()),
                             **{name: value for name, value in given.items() if value is not None})
     result = convert(
         args.model, to=args.to, out=args.out, precision=args.precision, overwrite=args.overwrite,
@@ -317,6 +347,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from vitedge.render import classification_lines
 
+    if _scale_cli().is_job(args):  # --out DIR / --engine: Parquet shards
+        return _scale_cli().cmd_job(args, "predict", threads=_threads(args))
     if args.watch is not None:
         return _predict_watch(args)
     for option in ("existing", "recursive"):
@@ -378,15 +410,18 @@ def _predict_watch(args: argparse.Namespace) -> int:
 def cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
+    if _scale_cli().is_job(args):  # --out DIR / --engine: Parquet shards
+        return _scale_cli().cmd_job(args, "embed", threads=_threads(args))
     out = Path(args.out)
-    if out.suffix != ".npy":
-        raise UsageError(f"--out {out}: must end in .npy")
+    if args.top_k:
+        raise UsageError("--top-k goes with --out DIR (Parquet shards); a .npy file holds embeddings only")
     classifier = _open_classifier(args)
     embeddings = classifier.embed(_image_paths(args.images), normalize=not args.no_normalize)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, embeddings.vectors)
     index = {
         "artifact": str(args.artifact),
+        "artifact_sha256": _scale_cli().artifact_sha256(args.artifact),  # vitedge index build checks it
         "normalized": not args.no_normalize,
         "shape": list(embeddings.vectors.shape),
         "images": list(embeddings.images),
@@ -403,9 +438,13 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from vitedge.diagnose_cli import check_placement_options, cmd_placement
     from vitedge.render import manifest_text
     from vitedge.runtime.manifest import read_manifest
 
+    check_placement_options(args)
+    if args.placement:
+        return cmd_placement(args)
     manifest = read_manifest(args.artifact)
     print(json.dumps(manifest.to_dict(), indent=2) if args.json else manifest_text(manifest, args.artifact))
     return 0
@@ -414,9 +453,19 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from vitedge.verify import verify_artifact
 
-    outcome = verify_artifact(args.artifact, against=args.against, samples=args.samples, allow_pickle=args.allow_pickle)
-    for line in outcome.lines:
-        print(line)
+    try:
+        outcome = verify_artifact(args.artifact, against=args.against, samples=args.samples,
+                                  allow_pickle=args.allow_pickle, num_threads=args.threads)
+    except VitedgeError as error:
+        if not args.json:
+            raise
+        print(json.dumps({"artifact": args.artifact, "ok": False, "error": str(error)}, indent=2))  # a fleet reads every device
+        return 1
+    if args.json:
+        print(json.dumps(outcome.to_dict(), indent=2))
+    else:
+        for line in outcome.lines:
+            print(line)
     return 0 if outcome.ok else 1
 
 
@@ -529,9 +578,30 @@ COMMANDS = {
     "bench": cmd_bench,
     "report": cmd_report,
     "camera": cmd_camera,
+    "index": lambda args: _search_cli().cmd_index(args),
+    "search": lambda args: _search_cli().cmd_search(args),
     "finetune": lambda args: _training_cli().cmd_finetune(args),
     "distill": lambda args: _training_cli().cmd_distill(args),
+    "diagnose": lambda args: _diagnose_cli().cmd_diagnose(args),
 }
+
+
+def _scale_cli():
+    from vitedge.scale import cli as scale_cli
+
+    return scale_cli
+
+
+def _search_cli():
+    from vitedge.search import cli as search_cli
+
+    return search_cli
+
+
+def _diagnose_cli():
+    from vitedge import diagnose_cli
+
+    return diagnose_cli
 
 
 def _training_cli():

@@ -67,6 +67,18 @@ class Format:
     #: (same arguments as vitedge.converters.validate.validate_artifact), e.g. a simulation where the
     #: backend cannot run here; None: validate_artifact.
     validator: str | None = None
+    #: Devices the runtime backend can be asked to run on (``--device``, ``Classifier.open(device=…)``), the
+    #: default first; empty: the backend picks its own (its library's default) and takes no device option.
+    devices: tuple[str, ...] = ()
+    #: Packages the runtime backend needs besides its own (``vitedge formats`` and the README table show them),
+    #: e.g. ("torch",) for ExecuTorch, whose Python runtime takes torch tensors.
+    runtime_requires: tuple[str, ...] = ()
+    #: "module:function" that reads the artifact's own tensors after every encoder block for ``vitedge
+    #: diagnose`` (vitedge.converters.diagnose.probe says what it takes and returns); None: it cannot.
+    intermediates: str | None = None
+    #: "module:function" in the runtime (torch free) that says where each op runs and in what precision for
+    #: ``vitedge inspect --placement`` (vitedge.runtime.placement says what it takes and returns); None: it cannot.
+    placement: str | None = None
 
     @property
     def precision_names(self) -> tuple[str, ...]:
@@ -93,8 +105,19 @@ class Format:
         return not self.runtime_systems or platform.system() in self.runtime_systems
 
     def backend_installed(self) -> bool:
-        """Whether one of the modules the runtime backend needs can be imported here."""
-        return any(importlib.util.find_spec(module) is not None for module in self.backend_modules)
+        """Whether one of the backend's modules, and every package it requires, can be imported here."""
+        def found(module: str) -> bool:
+            try:
+                return importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):  # an import hook that refuses it, a module without a spec
+                return False
+
+        return any(map(found, self.backend_modules)) and all(map(found, self.runtime_requires))
+
+    @property
+    def runtime_text(self) -> str:
+        """What the runtime backend needs, for people: ``"onnxruntime"``, ``"executorch + torch"``."""
+        return " + ".join((" or ".join(self.backend_modules), *self.runtime_requires))
 
 
 PRECISIONS: dict[str, Precision] = {
@@ -108,6 +131,7 @@ PRECISIONS: dict[str, Precision] = {
         Precision("int8-weight", "int8 weights, float activations"),
         Precision("palettize4", "4-bit palettized weights: indices into 16-value lookup tables, float activations"),
         Precision("palettize6", "6-bit palettized weights: indices into 64-value lookup tables, float activations"),
+        Precision("bf16", "bfloat16 compute, 32-bit float weights; for CPUs with AVX512-BF16 or AMX"),
     )
 }
 
@@ -141,6 +165,24 @@ COREML_FP16_TOLERANCE = Tolerance(min_logits_cosine=0.999, min_embedding_cosine=
 COREML_8BIT_TOLERANCE = Tolerance(min_logits_cosine=0.99, min_embedding_cosine=0.99, min_top1_agreement=0.9)
 COREML_4BIT_TOLERANCE = Tolerance(min_logits_cosine=0.8, min_embedding_cosine=0.95, min_top1_agreement=0.6)
 
+#: ExecuTorch (XNNPACK), measured through the runtime against torch fp32: the quickstart's trained ViT on 200
+#: held-out images, the tests' tiny ViT (seed 0) and three other seeds on 32. int8-dynamic: min logits cosine
+#: >= 0.9987, embedding >= 0.9999, 100% top-1 agreement everywhere. int8-static (64 calibration images): trained
+#: 0.9990 / 0.997 / 99.0%; tiny 0.981-0.997 / >= 0.997 / 94-100% (near-tied random logits; 8 calibration images
+#: drop one seed to 0.935). fp32 matches to float rounding (cosine 1.0). A broken recipe lands far below the floors.
+EXECUTORCH_INT8_DYNAMIC_TOLERANCE = Tolerance(min_logits_cosine=0.99, min_embedding_cosine=0.99, min_top1_agreement=0.9)
+EXECUTORCH_INT8_STATIC_TOLERANCE = Tolerance(min_logits_cosine=0.95, min_embedding_cosine=0.98, min_top1_agreement=0.85)
+
+#: OpenVINO, each precision as it runs on the CPU (benchmarks/results/openvino.md: 500 held-out images on the
+#: quickstart's trained ViT; the tests' tiny ViT, seed 0, and three other seeds on 16). Trained ViT: bf16 and fp16
+#: agree 100% (min logits cosine >= 0.99997), int8-weight 100% (0.9995), int4-weight 99.8% (0.994), int8-static
+#: 98.2% (0.980; embedding 0.975). Tiny ViTs: bf16/fp16 >= 0.9997, int8-weight >= 0.998, int8-static 0.956-0.995
+#: (all 100% agreement), int4-weight 0.86-0.99 with 62-100% agreement (near-tied random logits; seed 0: 0.963, 87.5%).
+OPENVINO_FLOAT16_TOLERANCE = Tolerance(min_logits_cosine=0.999, min_embedding_cosine=0.999, min_top1_agreement=0.95)
+OPENVINO_INT8_STATIC_TOLERANCE = Tolerance(min_logits_cosine=0.95, min_embedding_cosine=0.95, min_top1_agreement=0.9)
+OPENVINO_INT8_WEIGHT_TOLERANCE = Tolerance(min_logits_cosine=0.99, min_embedding_cosine=0.99, min_top1_agreement=0.95)
+OPENVINO_INT4_TOLERANCE = Tolerance(min_logits_cosine=0.9, min_embedding_cosine=0.95, min_top1_agreement=0.75)
+
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
@@ -161,7 +203,9 @@ FORMATS: dict[str, Format] = {
             ),
             notes="onnxruntime on Linux, macOS, Windows, Raspberry Pi (arm64), Android",
             options=("opset", "exporter", "attention", "graph", "calibration", "calibration_samples",
-                     "calibration_method", "max_accuracy_drop"),
+                     "calibration_method", "max_accuracy_drop", "keep_float"),
+            intermediates="vitedge.converters.onnx.diagnose:onnx_intermediates",
+            placement="vitedge.runtime.placement.onnx:onnx_placement",
         ),
         Format(
             name="tflite",
@@ -183,7 +227,10 @@ FORMATS: dict[str, Format] = {
             ),
             notes="ai-edge-litert (LiteRT) on Linux, macOS, Windows, Android; tflite-runtime on older "
                   "Raspberry Pi setups (fp32 and int8-static only)",
-            options=("calibration", "calibration_samples", "input_layout", "input_type"),
+            options=("calibration", "calibration_samples", "input_layout", "input_type", "max_accuracy_drop",
+                     "keep_float"),
+            intermediates="vitedge.converters.tflite.diagnose:tflite_intermediates",
+            placement="vitedge.runtime.placement.tflite:tflite_placement",
         ),
         Format(
             name="coreml",
@@ -202,9 +249,54 @@ FORMATS: dict[str, Format] = {
                 PrecisionSupport("palettize6", COREML_8BIT_TOLERANCE, "k-means, a table per tensor; fp16 compute; iOS16+"),
             ),
             notes="Core ML on macOS, iOS, iPadOS (Apple only); converts and validates by simulation anywhere",
-            options=("input_type", "target"),
+            options=("input_type", "target", "keep_float"),
             runtime_systems=("Darwin",),
             validator="vitedge.converters.coreml.validate:validate_coreml",
+            intermediates="vitedge.converters.coreml.diagnose:coreml_intermediates",
+            placement="vitedge.runtime.placement.coreml:coreml_placement",
+        ),
+        Format(
+            name="openvino",
+            title="OpenVINO",
+            model_file="model.xml",
+            exporter="vitedge.converters.openvino.export:export_openvino",
+            backend="vitedge.runtime.backends.openvino:OpenVINOBackend",
+            backend_modules=("openvino",),
+            install_extra="openvino",
+            precisions=(
+                PrecisionSupport("fp32", FP32_TOLERANCE, "f32 compute, pinned; dynamic batch"),
+                PrecisionSupport("bf16", OPENVINO_FLOAT16_TOLERANCE, "the fp32 IR; f32 on other devices, with a warning"),
+                PrecisionSupport("fp16", OPENVINO_FLOAT16_TOLERANCE, "f16 compute on GPUs and NPUs, f32 on CPUs without fp16"),
+                PrecisionSupport("int8-static", OPENVINO_INT8_STATIC_TOLERANCE,
+                                 "nncf.quantize, transformer preset with SmoothQuant; float ops in f32"),
+                PrecisionSupport("int8-weight", OPENVINO_INT8_WEIGHT_TOLERANCE,
+                                 "nncf.compress_weights, per-channel asymmetric; f32 compute"),
+                PrecisionSupport("int4-weight", OPENVINO_INT4_TOLERANCE,
+                                 "nncf.compress_weights, symmetric groups of 32, int8 patch embedding and head; f32 compute"),
+            ),
+            notes="OpenVINO on Linux, Windows, macOS: x86 and ARM CPUs, Intel GPUs and NPUs (--device)",
+            options=("calibration", "calibration_samples"),
+            devices=("CPU", "GPU", "NPU", "AUTO"),
+        ),
+        Format(
+            name="executorch",
+            title="ExecuTorch",
+            model_file="model.pte",
+            exporter="vitedge.converters.executorch.export:export_executorch",
+            backend="vitedge.runtime.backends.executorch:ExecuTorchBackend",
+            backend_modules=("executorch",),
+            install_extra="executorch",
+            precisions=(
+                PrecisionSupport("fp32", FP32_TOLERANCE, "XNNPACK delegate, bmm attention, batch 1"),
+                PrecisionSupport("int8-dynamic", EXECUTORCH_INT8_DYNAMIC_TOLERANCE,
+                                 "XNNPACKQuantizer per-channel, every Linear; the CPU default"),
+                PrecisionSupport("int8-static", EXECUTORCH_INT8_STATIC_TOLERANCE,
+                                 "XNNPACKQuantizer per-channel, Linear inputs calibrated"),
+            ),
+            notes="ExecuTorch's Python runtime (needs torch) on Linux, macOS; the same .pte runs in its C++ "
+                  "runtime on Android, iOS and embedded Linux",
+            options=("calibration", "calibration_samples"),
+            runtime_requires=("torch",),
         ),
     )
 }

@@ -43,7 +43,7 @@ def formats_rows(*, installed: bool = True) -> tuple[list[list[str]], list[str]]
             what = PRECISIONS[support.precision].description
             if support.note:
                 what += f" ({support.note})"
-            row = [fmt.name, support.precision, " or ".join(fmt.backend_modules), f"vitedge[{fmt.install_extra}]", what]
+            row = [fmt.name, support.precision, fmt.runtime_text, f"vitedge[{fmt.install_extra}]", what]
             rows.append(row + ([status] if installed else []))
     return rows, header
 
@@ -54,6 +54,7 @@ def formats_json() -> list[dict[str, Any]]:
             "format": fmt.name,
             "title": fmt.title,
             "runtime": list(fmt.backend_modules),
+            "runtime_requires": list(fmt.runtime_requires),
             "install_extra": fmt.install_extra,
             "installed": fmt.backend_installed(),
             "platforms": fmt.notes,
@@ -115,9 +116,15 @@ def manifest_text(manifest: Any, path: str) -> str:
         f"{arch.get('parameters', 0) / 1e6:.1f}M parameters",
         f"converted     {m.conversion.created} by vitedge {m.conversion.vitedge_version}; "
         + ", ".join(f"{k} {v}" for k, v in m.conversion.tools.items()),
-        "recipe        " + ", ".join(f"{k}={v}" for k, v in m.conversion.recipe.items()),
+        "recipe        " + ", ".join(f"{k}={v}" for k, v in m.conversion.recipe.items() if k != "delegation"),
     ]
+    if isinstance(m.conversion.recipe.get("delegation"), dict):
+        lines.append("delegation    " + delegation_text(m.conversion.recipe["delegation"]))
     lines.append("validation    " + (validation_text(m.validation) if m.validation else "none"))
+    selfcheck = getattr(m, "selfcheck", None)
+    lines.append("self-check    " + (f"{selfcheck.index} + {len(selfcheck.files) - 1} file(s), "
+                                     f"{human_bytes(sum(e.bytes for e in selfcheck.files))}: vitedge verify runs it"
+                                     if selfcheck else "none (made before vitedge wrote self-checks)"))
     if m.is_random_init:
         lines.append("warning       random-init weights: for latency work only, predictions are meaningless")
     return "\n".join(lines)
@@ -132,4 +139,21 @@ def validation_text(report: Any) -> str:
     return (
         f"{verdict}{simulated} vs {report.reference} on {report.inputs}: top-1 agreement {report.top1_agreement:.2%}, "
         f"min logits cosine {report.min_logits_cosine:.6f}{embedding}, max abs logits diff {report.max_abs_diff_logits:.3g}"
+        + execution_text(report.execution)
     )
+
+
+def execution_text(execution: dict[str, str] | None) -> str:
+    """``"; ran on CPU in bf16 (openvino 2026.4.1)"``: where a backend that reports it ran; empty otherwise."""
+    if not execution:
+        return ""
+    runtime = f" ({execution['runtime']})" if execution.get("runtime") else ""
+    return f"; ran on {execution.get('device', '?')} in {execution.get('precision', '?')}{runtime}"
+
+
+def delegation_text(delegation: dict[str, Any]) -> str:
+    """``"XnnpackBackend: 26 subgraphs, 355 nodes; not delegated: 25 aten.native_layer_norm, …"`` (a delegate's record)."""
+    left = delegation.get("undelegated") or {}
+    rest = ", ".join(f"{count} {op}" for op, count in sorted(left.items(), key=lambda item: -item[1])) or "nothing"
+    return (f"{delegation.get('backend', '?')}: {delegation.get('subgraphs', '?')} subgraphs, "
+            f"{delegation.get('delegated_nodes', '?')} nodes; not delegated: {rest}")

@@ -4,6 +4,14 @@
   ops only: no onnxruntime fusions, which ``quantize_dynamic`` cannot read);
 - litert-torch's default conversion: ``litert_torch.convert(model.eval(), (sample,))`` on the
   Hugging Face model as it is (batch 1, NCHW float; outputs as litert-torch names them);
+- ExecuTorch's own XNNPACK recipe, as its documentation writes it (fp32 and int8-dynamic): torch.export
+  of the model with its own attention kernel, XNNPACKQuantizer ``set_global``, ``to_edge_transform_and_lower``
+  with the XnnpackPartitioner; vitedge's recipe differs by its attention rewrite (the manifests' delegation
+  records show what each left to portable kernels);
+- OpenVINO + NNCF with their defaults: ``openvino.convert_model`` of the Hugging Face model as it is, then
+  ``nncf.quantize`` with default arguments on the calibration images vitedge's int8-static uses, saved with
+  ``openvino.save_model`` (fp16 weights where not quantized); it runs in OpenVINO's default inference precision
+  (bf16 on CPUs with AVX512-BF16 or AMX, else f32);
 - PyTorch eager fp32 needs no artifact: it is the ``torch:MODEL`` target.
 
 Each peer artifact reuses the fp32 artifact's manifest (preprocessing, labels, source) with its own
@@ -26,6 +34,12 @@ from vitedge.runtime.manifest import FileEntry, InputSpec, Manifest, OutputsSpec
 
 ORT_PEER = "onnxruntime.quantization.quantize_dynamic(model.onnx) with its defaults, on a plain fp32 export"
 LITERT_PEER = "litert_torch.convert(model.eval(), (sample,)): the Hugging Face model as it is, default options"
+EXECUTORCH_PEER = ("ExecuTorch's documented XNNPACK recipe: torch.export of the model with its own attention, "
+                   "XNNPACKQuantizer set_global (per-channel), to_edge_transform_and_lower(XnnpackPartitioner())")
+#: The precisions the ExecuTorch peer is built at, and its recipe for each (vitedge.converters.executorch.quantize).
+EXECUTORCH_PEER_RECIPES = {"fp32": "executorch-docs-fp32", "int8-dynamic": "executorch-docs-dynamic-wi8"}
+OPENVINO_PEER = ("openvino.convert_model(model) + nncf.quantize(model, calibration images) with their defaults, "
+                 "OpenVINO's default inference precision")
 
 
 def _version(package: str) -> str:
@@ -40,7 +54,8 @@ def _peer_manifest(template: Manifest, folder: Path, *, format: str, precision: 
     conversion = dataclasses.replace(template.conversion, recipe={"peer": recipe}, tools={tool: _version(tool)},
                                      calibration=None)
     return dataclasses.replace(template, format=format, precision=precision, files=(FileEntry.of(folder, model_file),),
-                               input=input, outputs=outputs, conversion=conversion, validation=None, entry=None)
+                               input=input, outputs=outputs, conversion=conversion, validation=None, entry=None,
+                               selfcheck=None)  # the template's self-check is of another model
 
 
 def plain_onnx_export(source: SourceModel, out: str | os.PathLike) -> Path:
@@ -86,5 +101,64 @@ def litert_default_peer(source: SourceModel, fp32_artifact: str | os.PathLike, o
         model_outputs = OutputsSpec(logits=logits, num_classes=int(outputs[logits]["shape"][-1]))
         manifest = _peer_manifest(template, work, format="tflite", precision="fp32", model_file="model.tflite",
                                   input=model_input, outputs=model_outputs, recipe=LITERT_PEER, tool="litert-torch")
+        manifest.write(work)
+    return Path(out)
+
+
+def openvino_nncf_default_peer(source: SourceModel, fp32_artifact: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """``out``: the Hugging Face model through ``openvino.convert_model`` and ``nncf.quantize`` with their defaults.
+
+    The calibration images are vitedge's int8-static ones (the built-in calibration split, the default
+    count); the manifest's recipe names no inference precision, so the backend leaves OpenVINO's default.
+    """
+    import warnings
+
+    import nncf
+    import openvino as ov
+    import torch
+
+    from vitedge.converters.calibration import load_calibration
+
+    template = read_manifest(fp32_artifact)
+    height, width = template.preprocess.output_size or (source.image_size, source.image_size)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's tracer warnings
+        model = ov.convert_model(source.model.eval(), example_input=torch.zeros(1, 3, height, width))
+    calibration = load_calibration(template.preprocess)
+    quantized = nncf.quantize(model, nncf.Dataset(list(calibration.batches(1))))
+    (model_input,), logits = quantized.inputs, quantized.outputs[0]
+    with atomic_folder(Path(out), overwrite=True) as work:
+        ov.save_model(quantized, str(work / "model.xml"))
+        manifest = _peer_manifest(
+            template, work, format="openvino", precision="int8-static", model_file="model.xml",
+            input=InputSpec(name=model_input.get_any_name(), layout="NCHW", dtype="float32",
+                            shape=(None, 3, height, width), dynamic_batch=True),
+            outputs=OutputsSpec(logits=logits.get_any_name(), num_classes=int(logits.get_partial_shape()[-1].get_length())),
+            recipe=OPENVINO_PEER, tool="openvino")
+        tools = {"openvino": _version("openvino"), "nncf": _version("nncf")}
+        manifest = dataclasses.replace(manifest, files=(FileEntry.of(work, "model.xml"), FileEntry.of(work, "model.bin")),
+                                       conversion=dataclasses.replace(manifest.conversion, tools=tools))
+        manifest.write(work)
+    return Path(out)
+
+
+def executorch_docs_peer(source: SourceModel, precision: str, out: str | os.PathLike) -> Path:
+    """``out``: ExecuTorch's documented XNNPACK recipe of ``source`` at ``precision`` (needs executorch).
+
+    The same outputs as vitedge's artifact (logits and embedding), so the harness compares like with like;
+    the manifest keeps the recipe and its delegation record, with ``peer`` saying what it is.
+    """
+    from vitedge.converters.executorch.export import export_with_recipe
+    from vitedge.converters.executorch.quantize import get_recipe
+    from vitedge.converters.export_types import ExportOptions
+    from vitedge.converters.stages import describe
+    from vitedge.formats import get_format
+
+    recipe = get_recipe(EXECUTORCH_PEER_RECIPES[precision])
+    with atomic_folder(Path(out), overwrite=True) as work:
+        exported = export_with_recipe(source, work, ExportOptions(precision=precision), recipe)
+        manifest = describe(get_format("executorch"), precision, work, exported, source)
+        recipe_record = {"peer": EXECUTORCH_PEER, **manifest.conversion.recipe}
+        manifest = dataclasses.replace(manifest, conversion=dataclasses.replace(manifest.conversion, recipe=recipe_record))
         manifest.write(work)
     return Path(out)

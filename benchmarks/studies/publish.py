@@ -3,7 +3,8 @@
 For each model (the ViT-B/16-224 preset; ViT-L/16-384 with ``--large``; the quickstart's small trained
 model for accuracy) it converts the model to every (format, precision) in the registry at the time it
 runs, adds the peers (PyTorch eager fp32; onnxruntime ``quantize_dynamic`` with its defaults on the
-plain fp32 export; litert-torch's default conversion), benchmarks them all with the harness (fresh
+plain fp32 export; litert-torch's default conversion; OpenVINO + NNCF's ``quantize`` with their defaults;
+ExecuTorch's documented XNNPACK recipe at fp32 and int8-dynamic), benchmarks them all with the harness (fresh
 process per artifact, rounds interleaved across artifacts, reference = PyTorch eager fp32), and
 writes ``README.md``, ``results.json`` and ``report.html`` into ``--out``.
 
@@ -93,9 +94,14 @@ def _slot(folder: Path, fresh: bool, make, target: BenchTarget, failed) -> Bench
 def plan_slots(plan: Plan, source, work: Path, *, fresh: bool) -> list[BenchTarget | BenchResult]:
     """Every artifact and peer of ``plan`` as a target to benchmark, or a failed row if it could not be made."""
     from vitedge.benchmarks.studies.peers import (
+        EXECUTORCH_PEER,
+        EXECUTORCH_PEER_RECIPES,
         LITERT_PEER,
+        OPENVINO_PEER,
         ORT_PEER,
+        executorch_docs_peer,
         litert_default_peer,
+        openvino_nncf_default_peer,
         ort_quantize_dynamic_peer,
         plain_onnx_export,
     )
@@ -127,6 +133,11 @@ def plan_slots(plan: Plan, source, work: Path, *, fresh: bool) -> list[BenchTarg
         ("ORT quantize_dynamic (defaults)", "onnx", "int8-dynamic", ORT_PEER, ort_peer),
         ("litert-torch default conversion", "tflite", "fp32", LITERT_PEER,
          lambda out: litert_default_peer(source, work / "onnx-fp32", out)),
+        ("OpenVINO + NNCF defaults", "openvino", "int8-static", OPENVINO_PEER,
+         lambda out: openvino_nncf_default_peer(source, work / "openvino-fp32", out)),
+        *((f"ExecuTorch-{precision} (docs recipe)", "executorch", precision, EXECUTORCH_PEER,
+           lambda out, precision=precision: executorch_docs_peer(source, precision, out))
+          for precision in EXECUTORCH_PEER_RECIPES),
     )
     for name, fmt_name, precision, note, make in peers:
         folder = work / "peers" / name.split()[0].lower()
@@ -204,8 +215,11 @@ How to read the tables:
   the same images) and the logits **cosine** still show what a conversion changes. The quickstart
   model is trained: its **top-1** is on held-out images with labels.
 - **Peers** are what a user gets without vitedge's conversions: PyTorch eager fp32, onnxruntime's
-  `quantize_dynamic` with default arguments on the plain fp32 export, and litert-torch's default
-  conversion of the Hugging Face model.
+  `quantize_dynamic` with default arguments on the plain fp32 export, litert-torch's default
+  conversion of the Hugging Face model, OpenVINO's `convert_model` + NNCF's `quantize` with their
+  defaults (calibrated on the images vitedge's int8-static uses; OpenVINO's default inference precision),
+  and ExecuTorch's documented XNNPACK recipe at fp32 and int8-dynamic (the model's own attention kernel,
+  where vitedge's exports attention as two batched matmuls; each manifest records what XNNPACK delegated).
 - A **failed** row says why (a conversion that did not pass validation is not written); a
   **skipped** row cannot run on this OS (its size is still measured).
 

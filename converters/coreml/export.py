@@ -33,7 +33,14 @@ from vitedge.converters.coreml.compat import (
     quiet,
 )
 from vitedge.converters.coreml.image import ImageInputPlan, fold_std_into_patch_embedding
-from vitedge.converters.coreml.quantize import CoreMLRecipe, compress, get_recipe
+from vitedge.converters.coreml.quantize import (
+    MODEL_PREFIX,
+    CoreMLRecipe,
+    check_keep_float,
+    compress,
+    float_weights,
+    get_recipe,
+)
 from vitedge.converters.export_types import ExportedModel, ExportOptions
 from vitedge.converters.loading import SourceModel
 from vitedge.errors import ConversionError, UsageError, VitedgeError
@@ -83,6 +90,7 @@ def export_coreml(source: SourceModel, workdir: Path, options: ExportOptions) ->
         ConversionError: coremltools failed.
     """
     recipe = get_recipe(options.precision)
+    check_keep_float(recipe, options.keep_float)
     target = check_target(options.target or recipe.minimum_target, minimum=recipe.minimum_target,
                           precision=options.precision)
     if options.input_type not in INPUT_TYPES:
@@ -95,7 +103,7 @@ def export_coreml(source: SourceModel, workdir: Path, options: ExportOptions) ->
         _, logits, embedding = module(torch.zeros(1, 3, size, size))
     labels = class_labels(source, logits.shape[1])
     try:
-        mlmodel = _convert(module, size, plan, recipe, target, labels)
+        mlmodel = _convert(module, size, plan, recipe, target, labels, options.keep_float)
     except VitedgeError:
         raise
     except Exception as error:
@@ -118,6 +126,7 @@ def export_coreml(source: SourceModel, workdir: Path, options: ExportOptions) ->
         recipe={
             "minimum_deployment_target": target,
             **recipe.to_dict(),
+            **({"float_layers": list(options.keep_float)} if options.keep_float else {}),
             "input": {"type": "multiArray"} if plan is None else {"type": "image", **plan.to_dict()},
             "classifier": {"label_output": CLASS_LABEL, "probabilities_output": CLASS_PROBS,
                            "probabilities": "softmax of the logits"},
@@ -127,7 +136,7 @@ def export_coreml(source: SourceModel, workdir: Path, options: ExportOptions) ->
 
 
 def _convert(module: CoreMLHead, size: int, plan: ImageInputPlan | None, recipe: CoreMLRecipe, target: str,
-             labels: list[str]) -> Any:
+             labels: list[str], keep_float: tuple[str, ...] = ()) -> Any:
     ct = coremltools()
     shape = (1, 3, size, size)
     if plan is None:
@@ -144,7 +153,9 @@ def _convert(module: CoreMLHead, size: int, plan: ImageInputPlan | None, recipe:
             minimum_deployment_target=deployment_target(target), compute_precision=precision,
             convert_to="mlprogram", skip_model_load=True,
         )
-    mlmodel = compress(mlmodel, recipe)
+    layers = [name.removeprefix(MODEL_PREFIX) for name, layer in module.named_modules()
+              if name.startswith(MODEL_PREFIX) and isinstance(layer, (nn.Linear, nn.Conv2d))]
+    mlmodel = compress(mlmodel, recipe, float_weights(mlmodel, recipe, keep_float, layers))
     # The classifier goes on last: coremltools' weight compression does not take classifier models.
     with quiet():
         return ct.convert(

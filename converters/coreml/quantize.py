@@ -8,11 +8,16 @@ biases, LayerNorms, small heads) stay fp16.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from vitedge.converters.coreml.compat import coremltools, quiet
+from vitedge.converters.coreml.compat import coremltools, program_of, quiet
+from vitedge.converters.layer_names import select
 from vitedge.errors import UsageError
+
+#: Where the Hugging Face model sits inside the traced module (CoreMLHead.classifier.model).
+MODEL_PREFIX = "classifier.model."
 
 
 @dataclass(frozen=True)
@@ -76,8 +81,46 @@ def get_recipe(precision: str) -> CoreMLRecipe:
         raise UsageError(f"Core ML has no recipe for precision {precision!r}", hint=f"choose one of: {', '.join(RECIPES)}") from None
 
 
-def compress(mlmodel: Any, recipe: CoreMLRecipe) -> Any:
-    """Compress an mlprogram's weights as ``recipe`` says (unchanged when it has no compression)."""
+#: The precisions whose recipe compresses weights: those ``--keep-float`` can leave uncompressed.
+KEEP_FLOAT_PRECISIONS = tuple(name for name, recipe in RECIPES.items() if recipe.method)
+
+
+def weight_module(weight_name: str, layers: Sequence[str]) -> str | None:
+    """The module a Core ML weight belongs to: coremltools names a weight after its parameter
+    (``classifier_model_vit_layers_0_mlp_fc1_weight_to_fp16``); the longest module that prefixes it."""
+    underscored = {path: (MODEL_PREFIX + path + ".weight").replace(".", "_") for path in layers}
+    found = [path for path, name in underscored.items() if weight_name == name or weight_name.startswith(name + "_")]
+    return max(found, key=len) if found else None
+
+
+def check_keep_float(recipe: CoreMLRecipe, patterns: Sequence[str]) -> None:
+    """Refuse ``--keep-float`` for a precision that compresses nothing (before the slow conversion)."""
+    if patterns and recipe.method is None:
+        raise UsageError(
+            f"--keep-float applies to the Core ML precisions that compress weights ({', '.join(KEEP_FLOAT_PRECISIONS)}), "
+            f"not {recipe.precision}",
+            hint="fp16 and fp32 store every weight in float already",
+        )
+
+
+def float_weights(mlmodel: Any, recipe: CoreMLRecipe, patterns: Sequence[str], layers: Sequence[str]) -> tuple[str, ...]:
+    """The const ops (weights) of the layers ``patterns`` select, to leave uncompressed.
+
+    Raises:
+        UsageError: the precision compresses nothing, or a pattern names no layer.
+    """
+    check_keep_float(recipe, patterns)
+    if not patterns:
+        return ()
+    weights = {op.name: path for op in program_of(mlmodel).functions["main"].operations
+               if op.op_type == "const" and (path := weight_module(op.name, layers))}
+    kept = set(select(patterns, sorted(set(weights.values())), where="this Core ML model"))
+    return tuple(name for name, path in weights.items() if path in kept)
+
+
+def compress(mlmodel: Any, recipe: CoreMLRecipe, float_weight_ops: Sequence[str] = ()) -> Any:
+    """Compress an mlprogram's weights as ``recipe`` says, except ``float_weight_ops`` (const op names);
+    unchanged when the recipe has no compression."""
     if recipe.method is None:
         return mlmodel
     coremltools()
@@ -87,6 +130,7 @@ def compress(mlmodel: Any, recipe: CoreMLRecipe) -> Any:
         "linear_quantize_weights": optimize.OpLinearQuantizerConfig,
         "palettize_weights": optimize.OpPalettizerConfig,
     }[recipe.method]
-    config = optimize.OptimizationConfig(global_config=config_class(**recipe.settings))
+    config = optimize.OptimizationConfig(global_config=config_class(**recipe.settings),
+                                         op_name_configs=dict.fromkeys(float_weight_ops))
     with quiet():
         return getattr(optimize, recipe.method)(mlmodel, config)

@@ -62,6 +62,10 @@ def export_onnx(source: SourceModel, workdir: Path, options: ExportOptions) -> E
             hint=f"use --opset {MIN_OPSET} or newer",
         )
     precision = options.precision
+    if options.keep_float:
+        from vitedge.converters.onnx.precisions import check_keep_float
+
+        check_keep_float(precision, options.keep_float)
     model_path = workdir / "model.onnx"
     fp32_path = model_path if precision == "fp32" else workdir / "fp32.onnx"
     fuse = options.graph == "optimized" and options.exporter == "torchscript" and precision in FUSED_ATTENTION_PRECISIONS

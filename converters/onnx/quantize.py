@@ -98,7 +98,7 @@ def quantize(
 
 def _quantize(model, fp32_path, out_path, precision, calibration, calibration_method, float_nodes, scheme) -> dict[str, Any]:
     if precision == "fp16":
-        return _fp16(model, out_path)
+        return _fp16(model, out_path, float_nodes)
     if precision == "int8-dynamic":
         return _int8_dynamic(model, fp32_path, out_path, float_nodes, scheme)
     if precision == "int8-static":
@@ -106,18 +106,19 @@ def _quantize(model, fp32_path, out_path, precision, calibration, calibration_me
             raise ConversionError("int8-static needs calibration images", hint="pass --calibration DIR or builtin")
         return _int8_static(model, fp32_path, out_path, calibration, calibration_method, float_nodes, scheme)
     if precision == "int4-weight":
-        return _int4(model, out_path)
+        return _int4(model, out_path, float_nodes)
     raise ConversionError(f"no ONNX quantization recipe for {precision!r}")
 
 
-def _fp16(model: onnx.ModelProto, out_path: Path) -> dict[str, Any]:
+def _fp16(model: onnx.ModelProto, out_path: Path, float_nodes: tuple[str, ...] = ()) -> dict[str, Any]:
     from onnxruntime.transformers.onnx_model import OnnxModel
 
     wrapped = OnnxModel(model)
-    wrapped.convert_float_to_float16(keep_io_types=True)
+    wrapped.convert_float_to_float16(keep_io_types=True, node_block_list=list(float_nodes))
     wrapped.save_model_to_file(str(out_path))
     return {"quantization": "fp16 weights and compute, fp32 inputs/outputs (onnxruntime float16 converter)",
-            "note": "for size and GPU/NPU targets; on CPU onnxruntime runs fp16 slower than fp32"}
+            "note": "for size and GPU/NPU targets; on CPU onnxruntime runs fp16 slower than fp32",
+            **({"float_nodes": list(float_nodes)} if float_nodes else {})}
 
 
 def _int8_dynamic(model, fp32_path, out_path, float_nodes, scheme) -> dict[str, Any]:
@@ -198,13 +199,16 @@ def _int8_static(model, fp32_path, out_path, calibration, method, float_nodes, s
             "float_nodes": list(float_nodes)}
 
 
-def _int4(model: onnx.ModelProto, out_path: Path) -> dict[str, Any]:
+def _int4(model: onnx.ModelProto, out_path: Path, float_nodes: tuple[str, ...] = ()) -> dict[str, Any]:
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-    quantizer = MatMulNBitsQuantizer(model, bits=4, block_size=INT4_BLOCK_SIZE, is_symmetric=True, accuracy_level=4)
+    quantizable = len(quantizable_nodes(model, ("MatMul",)))
+    quantizer = MatMulNBitsQuantizer(model, bits=4, block_size=INT4_BLOCK_SIZE, is_symmetric=True, accuracy_level=4,
+                                     nodes_to_exclude=list(float_nodes))
     quantizer.process()
     onnx.save_model(quantizer.model.model, str(out_path))
     return {"quantization": f"4-bit symmetric blockwise weights (block {INT4_BLOCK_SIZE}) for every MatMul (MatMulNBits, "
                       "int8 compute where the CPU has it: accuracy_level 4); activations float",
-            "block_size": INT4_BLOCK_SIZE, "quantized_nodes": len(quantizable_nodes(model, ("MatMul",)))}
+            "block_size": INT4_BLOCK_SIZE, "quantized_nodes": quantizable - len(float_nodes),
+            "float_nodes": list(float_nodes)}
 

@@ -28,8 +28,12 @@ import torch
 from torch import nn
 
 from vitedge.converters.calibration import CalibrationSet, load_calibration
+from vitedge.converters.diagnose.probe import ModelLayout
+from vitedge.converters.diagnose.reference import model_layout
 from vitedge.converters.export_types import ExportedModel, ExportOptions
 from vitedge.converters.loading import SourceModel
+from vitedge.converters.tflite.budget import quantize_within_budget
+from vitedge.converters.tflite.float_layers import aeq_float_scopes, pt2e_float_modules, selected_layers
 from vitedge.converters.tflite.quantize import (
     CHOSEN,
     SIGNATURE,
@@ -120,11 +124,22 @@ def export_with_recipe(source: SourceModel, workdir: Path, options: ExportOption
     module = EdgeClassifier(source.two_outputs(), spec).eval()
     input_dtype = torch.uint8 if spec.normalization_in_model else torch.float32
     sample = {INPUT_NAME: torch.zeros(_input_shape(spec, source.image_size), dtype=input_dtype)}
+    layout = model_layout(source.model)
+    kept = selected_layers(recipe, options.keep_float, layout)
     calibration = load_calibration(spec, options.calibration, options.calibration_samples) if recipe.calibrated else None
-    batches = None if calibration is None else _calibration_batches(calibration, input_dtype)
+
+    def convert(float_layers: tuple[str, ...]) -> bytes:
+        batches = None if calibration is None else _calibration_batches(calibration, input_dtype)
+        return _convert_with_recipe(module, sample, recipe, batches, (*kept, *float_layers), layout)
+
+    budget = None
     try:
         with _quiet_conversion():
-            model_bytes = _convert_with_recipe(module, sample, recipe, batches)
+            if options.max_accuracy_drop is None:
+                model_bytes = convert(())
+            else:
+                candidates = [layer for layer in layout.layers.values() if layer not in kept]
+                model_bytes, budget = quantize_within_budget(source, module, spec, options, candidates, convert)
     except VitedgeError:
         raise
     except Exception as error:  # litert-torch, jax and the quantizers raise many types
@@ -148,6 +163,8 @@ def export_with_recipe(source: SourceModel, workdir: Path, options: ExportOption
             **recipe.describe(),
             "why": choice.why if choice.recipe == recipe.name else "a measured alternative, not the default",
             "attention": getattr(source.model.config, "_attn_implementation", None),
+            **({"float_layers": list(kept)} if kept else {}),
+            **({"accuracy_budget": budget} if budget else {}),
         },
         tools=_tool_versions(recipe),
         preprocess=None if spec == source.preprocess else spec,
@@ -155,13 +172,16 @@ def export_with_recipe(source: SourceModel, workdir: Path, options: ExportOption
     )
 
 
-def _convert_with_recipe(module: nn.Module, sample: dict[str, torch.Tensor], recipe: TFLiteRecipe, batches) -> bytes:
+def _convert_with_recipe(module: nn.Module, sample: dict[str, torch.Tensor], recipe: TFLiteRecipe, batches,
+                         float_layers: tuple[str, ...] = (), layout: ModelLayout | None = None) -> bytes:
+    """Convert and quantize, leaving ``float_layers`` (module paths; ``layout`` maps them to ops) in float."""
     if recipe.quantizer == "pt2e":
-        quantized, quant_config = pt2e_quantize(module, sample, recipe, batches)
+        quantized, quant_config = pt2e_quantize(module, sample, recipe, batches, pt2e_float_modules(float_layers))
         return _litert_convert(quantized, sample, quant_config=quant_config)
     model_bytes = float_flatbuffer(module, sample)
     if recipe.quantizer == "ai-edge-quantizer":
-        model_bytes = aeq_quantize(model_bytes, recipe, batches, INPUT_NAME)
+        scopes = aeq_float_scopes(model_bytes, layout, float_layers, module.classifier.model) if float_layers else ()
+        model_bytes = aeq_quantize(model_bytes, recipe, batches, INPUT_NAME, scopes)
     return model_bytes
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,8 +163,13 @@ def _quiet() -> Iterator[None]:
 # -- ai-edge-quantizer: rewrites the float .tflite ------------------------------------------------
 
 
-def aeq_recipe(recipe: TFLiteRecipe) -> list[dict]:
-    """The ai-edge-quantizer recipe (a JSON-able list of rules) for an ``ai-edge-quantizer`` recipe."""
+def aeq_recipe(recipe: TFLiteRecipe, float_scopes: Sequence[str] = ()) -> list[dict]:
+    """The ai-edge-quantizer recipe (a JSON-able list of rules) for an ``ai-edge-quantizer`` recipe.
+
+    ``float_scopes`` are the output tensor names of ops to leave in float (``--keep-float``): each gets
+    a ``no_quantize`` rule matching exactly its scope (ai-edge-quantizer's scope is the op's output
+    names, each followed by ``;``), after the others so that it wins.
+    """
     from ai_edge_quantizer import qtyping
     from ai_edge_quantizer import recipe as aeq_recipes
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
@@ -174,15 +180,22 @@ def aeq_recipe(recipe: TFLiteRecipe) -> list[dict]:
         manager.add_weight_only_config(
             ".*", qtyping.TFLOperationName.ALL_SUPPORTED, 16, algorithm_key=AlgorithmName.FLOAT_CASTING
         )
-        return manager.get_quantization_recipe()
-    rules = getattr(aeq_recipes, recipe.setting)()
-    if recipe.int8_head:  # a later matching rule wins: the head's output tensor is the signature's logits
-        rules = rules + aeq_recipes.dynamic_wi8c_afp32(regex=HEAD_OUTPUT_REGEX)
-    return rules
+        rules = manager.get_quantization_recipe()
+    else:
+        rules = getattr(aeq_recipes, recipe.setting)()
+        if recipe.int8_head:  # a later matching rule wins: the head's output tensor is the signature's logits
+            rules = rules + aeq_recipes.dynamic_wi8c_afp32(regex=HEAD_OUTPUT_REGEX)
+    if not float_scopes:
+        return rules
+    floats = RecipeManager()
+    for scope in float_scopes:
+        floats.add_quantization_config(f"^{re.escape(scope)};$", qtyping.TFLOperationName.ALL_SUPPORTED,
+                                       algorithm_key=AlgorithmName.NO_QUANTIZE)
+    return rules + floats.get_quantization_recipe()
 
 
 def aeq_quantize(float_model: bytes, recipe: TFLiteRecipe, calibration: Iterator[np.ndarray] | None,
-                 input_name: str) -> bytes:
+                 input_name: str, float_scopes: Sequence[str] = ()) -> bytes:
     """Quantize a float .tflite with ai-edge-quantizer.
 
     Args:
@@ -190,10 +203,11 @@ def aeq_quantize(float_model: bytes, recipe: TFLiteRecipe, calibration: Iterator
         recipe: An ``ai-edge-quantizer`` recipe.
         calibration: Batches in the model's input dtype and layout (static recipes only).
         input_name: The signature's input name.
+        float_scopes: Output tensor names of the ops to leave in float.
     """
     from ai_edge_quantizer import quantizer
 
-    engine = quantizer.Quantizer(float_model, aeq_recipe(recipe))
+    engine = quantizer.Quantizer(float_model, aeq_recipe(recipe, float_scopes))
     ranges = None
     if engine.need_calibration:
         if calibration is None:
@@ -209,8 +223,35 @@ def aeq_quantize(float_model: bytes, recipe: TFLiteRecipe, calibration: Iterator
 # -- PT2E: quantizes the torch graph before litert-torch converts it ------------------------------
 
 
+def _quantizer_keeping(float_modules: Sequence[str]):
+    """litert-torch's PT2EQuantizer, leaving the nodes of ``float_modules`` (qualified names in the
+    exported module) unannotated, so they stay float.
+
+    Its own ``set_module_name(name, None)`` cannot be used: its name filter strips ten characters of
+    ``L__self___`` from torch.export's nn_module_stack keys, which torch 2.13 writes as ``L__self__…``
+    (nine), and turns every ``_`` of the name into ``.``, so it matches nothing.
+    """
+    from litert_torch.quantize import pt2e_quantizer
+
+    def in_float_module(node) -> bool:
+        stack = node.meta.get("nn_module_stack", {}).values()
+        return any(path == name or path.startswith(name + ".") for path, _ in stack for name in float_modules)
+
+    class KeepingQuantizer(pt2e_quantizer.PT2EQuantizer):
+        def _annotate_all_static_patterns(self, model, quantization_config, filter_fn=None):
+            return super()._annotate_all_static_patterns(model, quantization_config, _excluding(filter_fn))
+
+        def _annotate_all_dynamic_patterns(self, model, quantization_config, filter_fn=None):
+            return super()._annotate_all_dynamic_patterns(model, quantization_config, _excluding(filter_fn))
+
+    def _excluding(filter_fn):
+        return lambda node: (filter_fn is None or filter_fn(node)) and not in_float_module(node)
+
+    return KeepingQuantizer()
+
+
 def pt2e_quantize(module, sample: Mapping[str, object], recipe: TFLiteRecipe,
-                  calibration: Iterator[np.ndarray] | None):
+                  calibration: Iterator[np.ndarray] | None, float_modules: Sequence[str] = ()):
     """Quantize a torch module with PT2E for litert-torch.
 
     Args:
@@ -218,6 +259,7 @@ def pt2e_quantize(module, sample: Mapping[str, object], recipe: TFLiteRecipe,
         sample: ``{input_name: tensor}``, the export sample.
         recipe: A ``pt2e`` recipe.
         calibration: Batches in the model's input dtype and layout (static recipes only).
+        float_modules: Qualified names (in ``module``) of submodules to leave in float.
 
     Returns:
         ``(quantized_module, quant_config)`` to pass to ``litert_torch.convert``.
@@ -228,7 +270,7 @@ def pt2e_quantize(module, sample: Mapping[str, object], recipe: TFLiteRecipe,
 
     dynamic = not recipe.calibrated
     config = pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic)
-    engine = pt2e_quantizer.PT2EQuantizer().set_global(config)
+    engine = _quantizer_keeping(float_modules).set_global(config)
     (input_name,) = sample
     with torch.no_grad():
         graph = torch.export.export(module, (), dict(sample)).module()
