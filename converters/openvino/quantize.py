@@ -11,6 +11,10 @@
 - ``int8-weight`` / ``int4-weight``: ``nncf.compress_weights`` (int8 asymmetric per channel; int4
   symmetric in groups of :data:`INT4_GROUP_SIZE`, the patch embedding and classifier head kept int8).
 
+``--keep-float`` (torch module paths, as ``vitedge diagnose`` prints them) becomes NNCF's ignored scope:
+the friendly names of the layers' MatMul/Convolution ops, found by :mod:`.layers`. ``--max-accuracy-drop``
+(int8-static, int8-weight) grows that scope by the shared per-layer search (:mod:`.budget`).
+
 The quantized precisions run their float parts in f32 (pinned, as ``fp32``). The backend reads the
 precision to run in from the manifest (``conversion.recipe.inference_precision``) and records what the
 device actually ran in the validation report.
@@ -22,14 +26,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vitedge.converters.calibration import load_calibration
+from vitedge.converters.diagnose.reference import model_layout
 from vitedge.converters.export_types import ExportOptions
+from vitedge.converters.layer_names import select
 from vitedge.converters.loading import SourceModel
+from vitedge.converters.openvino.budget import quantize_within_budget
 from vitedge.converters.openvino.compat import nncf, quiet
+from vitedge.converters.openvino.layers import ModuleNames
+from vitedge.errors import UsageError
 
 #: OpenVINO's INFERENCE_PRECISION_HINT per vitedge precision (the manifest's ``inference_precision``).
 INFERENCE_PRECISION = {
     "fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8-static": "f32", "int8-weight": "f32", "int4-weight": "f32",
 }
+#: Precisions that quantize weight layers (the ones ``--keep-float`` applies to).
+QUANTIZED = ("int8-static", "int8-weight", "int4-weight")
 #: Precisions whose weights are stored in fp16; the others keep fp32 wherever they are not quantized.
 FP16_WEIGHTS = ("fp16",)
 #: int4 groups: 32 divides every ViT width (192, 384, 768, 1024, their MLPs) and the tests' 64.
@@ -59,15 +70,58 @@ def quantize_model(model: Any, source: SourceModel, options: ExportOptions, *, s
     precision = options.precision
     recipe: dict[str, Any] = {"inference_precision": INFERENCE_PRECISION[precision],
                               "weights": "fp16" if precision in FP16_WEIGHTS else "fp32"}
-    if precision == "int8-static":
-        return _static_int8(model, source, options, recipe, smooth_quant)
-    if precision in ("int8-weight", "int4-weight"):
-        return _compressed_weights(model, precision, recipe)
+    scope = float_scope(model, source, precision, options.keep_float)
+    if options.keep_float:
+        recipe["float_layers"] = list(scope)
+    if options.max_accuracy_drop is None:
+        return _quantize(model, source, options, recipe, smooth_quant, scope)
+    ops = _weight_ops(model, source)
+
+    def quantize_with(float_layers: tuple[str, ...]) -> Quantized:
+        extra = {layer: ops[layer] for layer in float_layers}
+        return _quantize(model.clone(), source, options, dict(recipe), smooth_quant, {**scope, **extra})
+
+    result, budget = quantize_within_budget(model, source, options, [layer for layer in ops if layer not in scope],
+                                            quantize_with)
+    result.recipe["accuracy_budget"] = budget
+    return result
+
+
+def _quantize(model: Any, source: SourceModel, options: ExportOptions, recipe: dict[str, Any], smooth_quant: bool,
+              scope: dict[str, list[str]]) -> Quantized:
+    if options.precision == "int8-static":
+        return _static_int8(model, source, options, recipe, smooth_quant, scope)
+    if options.precision in ("int8-weight", "int4-weight"):
+        return _compressed_weights(model, options.precision, recipe, scope)
     return Quantized(model, recipe)
 
 
+def _weight_ops(model: Any, source: SourceModel) -> dict[str, list[str]]:
+    return ModuleNames(model, model_layout(source.model).layers.values()).weight_ops()
+
+
+def float_scope(model: Any, source: SourceModel, precision: str, patterns: tuple[str, ...]) -> dict[str, list[str]]:
+    """The weight layers ``--keep-float`` names → the friendly names of their ops in ``model`` (NNCF's ignored scope).
+
+    Raises:
+        UsageError: a float precision (nothing to keep), or a pattern that names no weight layer.
+    """
+    if not patterns:
+        return {}
+    if precision not in QUANTIZED:
+        raise UsageError(f"--keep-float applies to reduced precisions ({', '.join(QUANTIZED)}), not {precision}",
+                         hint=f"{precision} keeps every op in float already")
+    ops = _weight_ops(model, source)
+    return {layer: ops[layer] for layer in select(patterns, sorted(ops), where="this OpenVINO model")}
+
+
+def _ignored(scope: dict[str, list[str]]) -> dict[str, Any]:
+    names = [name for layer in scope.values() for name in layer]
+    return {"ignored_scope": nncf().IgnoredScope(names=names)} if names else {}
+
+
 def _static_int8(model: Any, source: SourceModel, options: ExportOptions, recipe: dict[str, Any],
-                 smooth_quant: bool) -> Quantized:
+                 smooth_quant: bool, scope: dict[str, list[str]]) -> Quantized:
     module = nncf()
     from nncf.quantization.advanced_parameters import (
         AdvancedQuantizationParameters,
@@ -80,7 +134,7 @@ def _static_int8(model: Any, source: SourceModel, options: ExportOptions, recipe
         quantized = module.quantize(
             model, module.Dataset(list(calibration.batches(1))), model_type=module.ModelType.TRANSFORMER,
             subset_size=len(calibration.inputs),
-            advanced_parameters=AdvancedQuantizationParameters(smooth_quant_alphas=alphas),
+            advanced_parameters=AdvancedQuantizationParameters(smooth_quant_alphas=alphas), **_ignored(scope),
         )
     recipe.update(weights="int8 per-channel symmetric", activations="int8 (MatMul inputs), the rest float",
                   tool="nncf.quantize", model_type="transformer", smooth_quant=smooth_quant)
@@ -88,7 +142,7 @@ def _static_int8(model: Any, source: SourceModel, options: ExportOptions, recipe
     return Quantized(quantized, recipe, calibration.describe(method))
 
 
-def _compressed_weights(model: Any, precision: str, recipe: dict[str, Any]) -> Quantized:
+def _compressed_weights(model: Any, precision: str, recipe: dict[str, Any], scope: dict[str, list[str]]) -> Quantized:
     module = nncf()
     if precision == "int8-weight":
         settings: dict[str, Any] = {"mode": module.CompressWeightsMode.INT8_ASYM}
@@ -97,6 +151,6 @@ def _compressed_weights(model: Any, precision: str, recipe: dict[str, Any]) -> Q
         settings = {"mode": module.CompressWeightsMode.INT4_SYM, "group_size": INT4_GROUP_SIZE, "ratio": 1.0}
         recipe.update(weights=f"int4 symmetric, groups of {INT4_GROUP_SIZE}; patch embedding and head int8 asymmetric")
     with quiet():
-        compressed = module.compress_weights(model, **settings)
+        compressed = module.compress_weights(model, **settings, **_ignored(scope))
     recipe.update(activations="float", tool="nncf.compress_weights")
     return Quantized(compressed, recipe)

@@ -70,6 +70,11 @@ class OpenVINOBackend:
             self._output_keys["embedding"] = manifest.outputs.embedding
         self._local = threading.local()
 
+    @property
+    def compiled(self) -> Any:
+        """The ``openvino.CompiledModel`` (its ``get_runtime_model()`` is the executed graph)."""
+        return self._compiled
+
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         request = getattr(self._local, "request", None)
         if request is None:
