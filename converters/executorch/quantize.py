@@ -10,8 +10,9 @@ attention, ``set_global`` quantization): the peer the published benchmarks compa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -135,8 +136,23 @@ def get_recipe(name: str) -> ExecuTorchRecipe:
         raise UsageError(f"unknown ExecuTorch recipe {name!r}", hint=f"choose one of: {', '.join(RECIPES)}") from None
 
 
-def xnnpack_quantizer(recipe: ExecuTorchRecipe):
-    """The XNNPACKQuantizer of a quantized recipe (symmetric, per-channel weights)."""
+def outside_modules(float_modules: Sequence[str]) -> Callable[[Any], bool]:
+    """A node filter: True for nodes that come from none of ``float_modules`` (qualified names in the
+    exported module), read from torch.export's ``nn_module_stack`` paths.
+
+    XNNPACKQuantizer's own ``set_module_name(name, None)`` cannot keep a module float: it asserts the
+    config is not None ("not supported yet" in executorch 1.5), so vitedge filters the nodes instead.
+    """
+    def outside(node) -> bool:
+        stack = node.meta.get("nn_module_stack", {}).values()
+        return not any(path == name or path.startswith(name + ".") for path, _ in stack for name in float_modules)
+
+    return outside
+
+
+def xnnpack_quantizer(recipe: ExecuTorchRecipe, float_modules: Sequence[str] = ()):
+    """The XNNPACKQuantizer of a quantized recipe (symmetric, per-channel weights), leaving the nodes of
+    ``float_modules`` (qualified names in the exported module) unannotated, so they stay float."""
     import torch
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
@@ -145,6 +161,8 @@ def xnnpack_quantizer(recipe: ExecuTorchRecipe):
 
     config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=recipe.quantization == "dynamic")
     quantizer = XNNPACKQuantizer()
+    if float_modules:
+        quantizer.set_filter_function(outside_modules(float_modules))
     if recipe.operators == "all":
         return quantizer.set_global(config)
     for module_type in (torch.nn.Linear, torch.nn.Conv2d):
@@ -152,7 +170,8 @@ def xnnpack_quantizer(recipe: ExecuTorchRecipe):
     return quantizer
 
 
-def pt2e_quantize(module, sample: tuple, recipe: ExecuTorchRecipe, calibration: Iterator[np.ndarray] | None):
+def pt2e_quantize(module, sample: tuple, recipe: ExecuTorchRecipe, calibration: Iterator[np.ndarray] | None,
+                  float_modules: Sequence[str] = ()):
     """Quantize ``module`` with PT2E for XNNPACK; returns the converted graph module to export again.
 
     Args:
@@ -160,13 +179,14 @@ def pt2e_quantize(module, sample: tuple, recipe: ExecuTorchRecipe, calibration: 
         sample: The export sample, ``(tensor,)``.
         recipe: A ``dynamic`` or ``static`` recipe.
         calibration: Batches of the model's input (static recipes only).
+        float_modules: Qualified names (in ``module``) of submodules to leave in float (``--keep-float``).
     """
     import torch
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     with torch.no_grad():
         graph = torch.export.export(module, sample).module()
-        prepared = prepare_pt2e(graph, xnnpack_quantizer(recipe))
+        prepared = prepare_pt2e(graph, xnnpack_quantizer(recipe, float_modules))
         if not recipe.calibrated:
             prepared(*sample)  # per-channel weight observers need one pass
         elif calibration is None:
