@@ -37,6 +37,8 @@ _STANDARD_PROCESSORS = frozenset(
 # ConvNeXT (and CvT, ConvNeXt V2, …): resize the shortest edge to size / crop_pct, then crop to size.
 _CONVNEXT_PROCESSOR = "ConvNextImageProcessor"
 _CONVNEXT_WARP_FROM = 384  # ConvNextImageProcessor warps to size x size from this size up
+# MobileViT (and MobileViT V2): resize -> rescale -> center crop -> RGB to BGR, never normalized.
+_MOBILEVIT_PROCESSOR = "MobileViTImageProcessor"
 _STEP_METHODS = (
     "preprocess",
     "_preprocess_image_like_inputs",
@@ -74,7 +76,8 @@ def spec_from_processor(processor: Any) -> PreprocessSpec:
 
     Args:
         processor: An image processor (e.g. ``ViTImageProcessorPil``, ``DeiTImageProcessor``,
-            ``BeitImageProcessorPil``, ``BitImageProcessorPil``, ``ConvNextImageProcessorPil``).
+            ``BeitImageProcessorPil``, ``BitImageProcessorPil``, ``ConvNextImageProcessorPil``,
+            ``MobileViTImageProcessorPil``).
 
     Returns:
         The preprocessing spec (RGB, NCHW).
@@ -92,7 +95,7 @@ def spec_from_processor(processor: Any) -> PreprocessSpec:
         resize: dict[str, Any] = {"resize_mode": "none", "size": None}
     elif name == _CONVNEXT_PROCESSOR:
         resize, crop_size = _convnext_resize(processor, crop_size)
-    elif name in _STANDARD_PROCESSORS or _has_standard_steps(processor):
+    elif name in _STANDARD_PROCESSORS or name == _MOBILEVIT_PROCESSOR or _has_standard_steps(processor):
         resize = _resize(processor)
     else:
         raise _unsupported(processor, "its own preprocessing pipeline")
@@ -101,7 +104,7 @@ def spec_from_processor(processor: Any) -> PreprocessSpec:
         resample=resample,
         crop_size=crop_size,
         rescale_factor=float(processor.rescale_factor) if getattr(processor, "do_rescale", None) else None,
-        **_normalization(processor),
+        **(_mobilevit_color(processor) if name == _MOBILEVIT_PROCESSOR else _normalization(processor)),
     )
 
 
@@ -239,6 +242,12 @@ def _normalization(processor: Any) -> dict[str, tuple[float, float, float] | Non
             raise _unsupported(processor, f"{attribute}={value!r} (not 3 channels)")
         values[key] = tuple(channels)
     return values
+
+
+def _mobilevit_color(processor: Any) -> dict[str, Any]:
+    """MobileViT's processor ignores ``do_normalize`` and flips RGB to BGR when asked."""
+    flip = getattr(processor, "do_flip_channel_order", True)
+    return {"mean": None, "std": None, "channel_order": "BGR" if flip else "RGB"}
 
 
 # -- loading ---------------------------------------------------------------------------------------

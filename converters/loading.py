@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from vitedge.converters.adapters import TwoOutputClassifier, supported_model_types
-from vitedge.converters.hf_preprocess import default_spec, load_spec
+from vitedge.converters.adapters import TwoOutputClassifier, embedding_kind, supported_model_types
+from vitedge.converters.hf_preprocess import load_spec
 from vitedge.converters.presets import PRESET_PREFIX, get_preset
 from vitedge.errors import ModelLoadError
 from vitedge.runtime.manifest import SourceInfo, sha256_file
@@ -47,6 +47,14 @@ class SourceModel:
 
     @property
     def image_size(self) -> int:
+        """The input side the graph is exported at: what the preprocessing makes, else the config's.
+
+        They differ for DINOv2, which interpolates its position embeddings (configured at 518,
+        preprocessed to 224).
+        """
+        output = self.preprocess.output_size
+        if output is not None:
+            return int(output[0])
         size = self.model.config.image_size
         return size if isinstance(size, int) else size[0]
 
@@ -171,13 +179,13 @@ def load_folder(
 
 def load_preset(spec: str, *, seed: int = 0) -> SourceModel:
     """Build a preset architecture with seeded random weights (reproducible on the same torch)."""
-    from transformers import ViTConfig, ViTForImageClassification
+    from transformers import AutoModelForImageClassification
 
     preset = get_preset(spec)
-    config = ViTConfig(**preset.config_kwargs())
+    config = preset.build_config()
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = ViTForImageClassification(config).eval()
+        model = AutoModelForImageClassification.from_config(config).eval()
     info = SourceInfo(
         model=PRESET_PREFIX + preset.name,
         weights="random-init",
@@ -185,7 +193,7 @@ def load_preset(spec: str, *, seed: int = 0) -> SourceModel:
         weights_sha256=state_dict_sha256(model),
         architecture=architecture_summary(model),
     )
-    return SourceModel(model, default_spec(preset.image_size), _labels(config), info)
+    return SourceModel(model, preset.preprocess(), _labels(config), info)
 
 
 def _image_size(config: Any) -> int:
@@ -216,16 +224,23 @@ def state_dict_sha256(model: nn.Module) -> str:
 
 
 def architecture_summary(model: nn.Module) -> dict[str, Any]:
+    """The manifest's ``source.architecture``: sizes (``None`` where a family has none) and the embedding."""
     config = model.config
+    sizes = {key: _plain(getattr(config, key, None)) for key in _ARCHITECTURE_KEYS}
     return {
         "class": type(model).__name__,
         "model_type": config.model_type,
-        "hidden_size": config.hidden_size,
-        "num_hidden_layers": config.num_hidden_layers,
-        "num_attention_heads": config.num_attention_heads,
-        "intermediate_size": config.intermediate_size,
+        **sizes,
         "image_size": _image_size(config),
-        "patch_size": config.patch_size,
         "num_labels": config.num_labels,
         "parameters": int(sum(p.numel() for p in model.parameters())),
+        "embedding": embedding_kind(config.model_type),
     }
+
+
+_ARCHITECTURE_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "patch_size")
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly config value (Swin's per-stage tuples become lists)."""
+    return list(value) if isinstance(value, tuple) else value

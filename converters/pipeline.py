@@ -83,6 +83,7 @@ def convert(
     if not isinstance(model, SourceModel):
         stage(f"loading {model}")
     source = model if isinstance(model, SourceModel) else load_source(model, revision=revision, allow_pickle=allow_pickle)
+    fmt.check_family(source.model.config.model_type, precision, export_options)  # an op the format lacks
     if validation_images is None and _learned_int8_ranges(source, fmt, precision, export_options):
         from vitedge.converters.training.qat_export import export_int8_matmuls
 

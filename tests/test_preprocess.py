@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from vitedge.converters.hf_preprocess import default_spec, load_spec, spec_from_processor
+from vitedge.converters.presets import PRESETS
 from vitedge.errors import ConversionError, ModelLoadError, UsageError
 from vitedge.runtime.images import load_rgb
 from vitedge.runtime.preprocess import preprocess, preprocess_batch, resized_size
@@ -71,6 +72,9 @@ PROCESSORS = {
     "convnext-224": lambda: _processor("ConvNext", size={"shortest_edge": 224}, crop_pct=0.875),
     "convnext-384-warp": lambda: _processor("ConvNext", size={"shortest_edge": 384}),
     "siglip-not-listed-but-standard": lambda: _processor("Siglip"),
+    "mobilevit": lambda: _processor("MobileViT", size={"shortest_edge": 288}, resample=2),  # RGB -> BGR
+    "mobilevit-no-flip-odd-crop": lambda: _processor("MobileViT", do_flip_channel_order=False,
+                                                     crop_size={"height": 63, "width": 97}),
 }
 
 
@@ -212,6 +216,22 @@ CONFIGS = {
         ),
     ),
 }
+
+
+# The other families' published preprocessor_config.json files: each must give its preset's spec.
+_SWIN = {"do_normalize": True, "do_resize": True, "feature_extractor_type": "ViTFeatureExtractor",
+         "image_mean": IMAGENET_MEAN, "image_std": IMAGENET_STD, "resample": 3}
+_MOBILEVIT = {"crop_size": 256, "do_center_crop": True, "do_flip_channel_order": True, "do_resize": True,
+              "feature_extractor_type": "MobileViTFeatureExtractor", "resample": 2, "size": 288}
+FAMILY_CONFIGS = {
+    "beit-base-patch16-224": CONFIGS["microsoft/beit-base-patch16-224"][0],
+    "dinov2-small": CONFIGS["facebook/dinov2-base"][0],
+    "swin-tiny-patch4-window7-224": {**_SWIN, "size": 224},
+    "swinv2-tiny-patch4-window8-256": {**_SWIN, "size": 256},
+    "mobilevit-small": _MOBILEVIT,
+    "mobilevitv2-1.0-256": {**_MOBILEVIT, "image_processor_type": "MobileViTImageProcessor"},
+}
+CONFIGS.update({f"preset:{name}": (config, PRESETS[name].preprocess()) for name, config in FAMILY_CONFIGS.items()})
 
 
 def _model_folder(tmp_path: Path, config: dict) -> Path:

@@ -226,6 +226,7 @@ def _add_formats_parser(commands) -> None:
     formats = commands.add_parser("formats", help="list formats and precisions")
     formats.add_argument("--json", action="store_true")
     formats.add_argument("--markdown", action="store_true", help="the README's table (without this machine's status)")
+    formats.add_argument("--families", action="store_true", help="the model family x format table")
 
 
 def _add_quickstart_parser(commands) -> None:
@@ -470,9 +471,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_formats(args: argparse.Namespace) -> int:
-    from vitedge.render import formats_json, formats_rows, markdown_table, table
+    from vitedge.render import families_rows, formats_json, formats_rows, markdown_table, table
 
-    if args.json:
+    if args.families:
+        rows, header = families_rows()
+        print(markdown_table(rows, header) if args.markdown else table(rows, header))
+    elif args.json:
         print(json.dumps(formats_json(), indent=2))
     else:
         rows, header = formats_rows(installed=not args.markdown)

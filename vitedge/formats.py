@@ -47,6 +47,35 @@ class PrecisionSupport:
     note: str = ""
 
 
+#: The model families ``vitedge convert`` takes: Hugging Face ``model_type`` -> name for people
+#: (vitedge.converters.adapters holds one adapter per family).
+FAMILIES: dict[str, str] = {
+    "vit": "ViT", "deit": "DeiT", "beit": "BEiT", "dinov2": "DINOv2", "swin": "Swin", "swinv2": "Swin V2",
+    "mobilevit": "MobileViT", "mobilevitv2": "MobileViT V2",
+}
+#: The families every format converts: ViT (the conformance suite, every precision) and DeiT (the same ops
+#: plus a distillation head; tests/test_convert.py).
+CORE_FAMILIES = ("vit", "deit")
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """Families a format (or some of its precisions) cannot express: the op, and what to do instead."""
+
+    families: tuple[str, ...]
+    op: str
+    alternative: str
+    precisions: tuple[str, ...] = ()  # empty: every precision
+    #: Export options under which the family does convert, e.g. (("exporter", "dynamo"), ("opset", 18)).
+    unless: tuple[tuple[str, object], ...] = ()
+
+    def applies(self, family: str, precision: str, options: object = None) -> bool:
+        """Whether converting ``family`` at ``precision`` with ``options`` (an ExportOptions) is refused."""
+        if family not in self.families or (self.precisions and precision not in self.precisions):
+            return False
+        return not self.unless or not all(getattr(options, key, None) == value for key, value in self.unless)
+
+
 @dataclass(frozen=True)
 class Format:
     """An artifact format: how it is produced, what runs it, which precisions it supports."""
@@ -79,6 +108,31 @@ class Format:
     #: "module:function" in the runtime (torch free) that says where each op runs and in what precision for
     #: ``vitedge inspect --placement`` (vitedge.runtime.placement says what it takes and returns); None: it cannot.
     placement: str | None = None
+    #: Families (FAMILIES keys) this format converts and validates in the tests (tests/test_families.py
+    #: converts each one beyond CORE_FAMILIES at fp32 and one int8 precision).
+    families: tuple[str, ...] = CORE_FAMILIES
+    #: Family/precision combinations the format cannot express (``vitedge convert`` refuses them).
+    unsupported: tuple[Unsupported, ...] = ()
+
+    def check_family(self, family: str, precision: str, options: object = None) -> None:
+        """Raise a UsageError naming the op and the alternative when this format cannot express ``family``."""
+        for entry in self.unsupported:
+            if entry.applies(family, precision, options):
+                scope = f" at {precision}" if entry.precisions else ""
+                raise UsageError(
+                    f"{FAMILIES.get(family, family)} cannot be converted to {self.title}{scope}: {entry.op}",
+                    hint=entry.alternative,
+                )
+
+    def family_status(self, family: str) -> str:
+        """One cell of the family x format table: ``yes`` (tested), ``partly`` (tested; some precisions or
+        options refused, ``vitedge convert`` says why), ``no`` (refused) or ``untested``."""
+        refused = [entry for entry in self.unsupported if family in entry.families]
+        if any(not entry.precisions and not entry.unless for entry in refused):
+            return "no"
+        if family not in self.families:
+            return "untested"
+        return "partly" if refused else "yes"
 
     @property
     def precision_names(self) -> tuple[str, ...]:
@@ -206,6 +260,14 @@ FORMATS: dict[str, Format] = {
                      "calibration_method", "max_accuracy_drop", "keep_float"),
             intermediates="vitedge.converters.onnx.diagnose:onnx_intermediates",
             placement="vitedge.runtime.placement.onnx:onnx_placement",
+            unsupported=(
+                Unsupported(("mobilevitv2",), "its fold (aten::col2im) needs opset 18, which the torchscript "
+                            "exporter cannot trace", "pass --exporter dynamo --opset 18",
+                            unless=(("exporter", "dynamo"), ("opset", 18))),
+                Unsupported(("dinov2",), "the bicubic Resize that interpolates its position embeddings fails in "
+                            "onnxruntime at fp16", "use --precision fp32 or int8-dynamic", precisions=("fp16",)),
+            ),
+            families=(*CORE_FAMILIES, "beit", "dinov2", "swin", "swinv2", "mobilevit"),
         ),
         Format(
             name="tflite",
@@ -231,6 +293,10 @@ FORMATS: dict[str, Format] = {
                      "keep_float"),
             intermediates="vitedge.converters.tflite.diagnose:tflite_intermediates",
             placement="vitedge.runtime.placement.tflite:tflite_placement",
+            unsupported=(
+                Unsupported(("mobilevitv2",), "litert-torch cannot lower the broadcast multiply (tfl.mul) of its "
+                            "separable self-attention", "convert it to ONNX with --exporter dynamo --opset 18"),
+            ),
         ),
         Format(
             name="coreml",
@@ -275,8 +341,10 @@ FORMATS: dict[str, Format] = {
                                  "nncf.compress_weights, symmetric groups of 32, int8 patch embedding and head; f32 compute"),
             ),
             notes="OpenVINO on Linux, Windows, macOS: x86 and ARM CPUs, Intel GPUs and NPUs (--device)",
-            options=("calibration", "calibration_samples"),
+            options=("calibration", "calibration_samples", "max_accuracy_drop", "keep_float"),
             devices=("CPU", "GPU", "NPU", "AUTO"),
+            intermediates="vitedge.converters.openvino.diagnose:openvino_intermediates",
+            placement="vitedge.runtime.placement.openvino:openvino_placement",
         ),
         Format(
             name="executorch",
@@ -295,8 +363,10 @@ FORMATS: dict[str, Format] = {
             ),
             notes="ExecuTorch's Python runtime (needs torch) on Linux, macOS; the same .pte runs in its C++ "
                   "runtime on Android, iOS and embedded Linux",
-            options=("calibration", "calibration_samples"),
+            options=("calibration", "calibration_samples", "keep_float"),
             runtime_requires=("torch",),
+            intermediates="vitedge.converters.executorch.diagnose:executorch_intermediates",
+            placement="vitedge.runtime.placement.executorch:executorch_placement",
         ),
     )
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from vitedge.formats import FORMATS, PRECISIONS
+from vitedge.formats import FAMILIES, FORMATS, PRECISIONS
 
 
 def human_bytes(size: float) -> str:
@@ -45,6 +45,15 @@ def formats_rows(*, installed: bool = True) -> tuple[list[list[str]], list[str]]
                 what += f" ({support.note})"
             row = [fmt.name, support.precision, fmt.runtime_text, f"vitedge[{fmt.install_extra}]", what]
             rows.append(row + ([status] if installed else []))
+    return rows, header
+
+
+def families_rows() -> tuple[list[list[str]], list[str]]:
+    """The family x format table from the registry: ``yes`` (converted and validated by the conformance
+    suite), ``no``/``partly`` (refused, ``vitedge convert`` names the op) or ``untested``."""
+    header = ["family", "model_type", *FORMATS]
+    rows = [[title, family, *(fmt.family_status(family) for fmt in FORMATS.values())]
+            for family, title in FAMILIES.items()]
     return rows, header
 
 

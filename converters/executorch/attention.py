@@ -7,8 +7,8 @@ them (executorch issue 6961: ViTs whose attention falls back to portable kernels
 slower). SDPA is worse: its decomposition adds the "safe softmax" masking ops, none delegated.
 This kernel folds the heads into the batch and calls ``torch.bmm`` on 3-D tensors, and registers
 no mask function, so transformers builds no (all-true) mask for it either. It computes what eager
-attention computes (softmax(q·kᵀ·scale)·v) for models without an attention mask, which is every
-image classifier vitedge exports.
+attention computes (softmax(q·kᵀ·scale + mask)·v); the only masks image classifiers pass are
+additive biases (BEiT's relative position bias, Swin's shifted-window masks).
 """
 
 from __future__ import annotations
@@ -33,19 +33,22 @@ def bmm_attention(
     dropout: float = 0.0,
     **kwargs,
 ) -> tuple[torch.Tensor, None]:
-    """softmax(q·kᵀ·scale)·v on (batch, heads, tokens, head_dim) inputs, as two 3-D bmm.
+    """softmax(q·kᵀ·scale + mask)·v on (batch, heads, tokens, head_dim) inputs, as two 3-D bmm.
 
     Returns ``(output (batch, tokens, heads, head_dim), None)``, the shape transformers' attention
     functions return.
     """
-    if attention_mask is not None:  # no mask function is registered, so transformers passes none
-        raise ValueError("the bmm attention kernel takes no attention mask")
     batch, heads, tokens, head_dim = query.shape
     scale = head_dim**-0.5 if scaling is None else scaling
     q = (query * scale).reshape(batch * heads, tokens, head_dim)
     k = key.reshape(batch * heads, -1, head_dim)
     v = value.reshape(batch * heads, -1, head_dim)
-    weights = torch.softmax(torch.bmm(q, k.transpose(1, 2)), dim=-1)
+    scores = torch.bmm(q, k.transpose(1, 2))
+    if attention_mask is not None:  # BEiT's relative position bias, Swin's window masks: additive
+        if attention_mask.dtype == torch.bool:
+            raise ValueError("the bmm attention kernel takes additive (float) attention masks only")
+        scores = (scores.reshape(batch, heads, tokens, -1) + attention_mask).reshape(batch * heads, tokens, -1)
+    weights = torch.softmax(scores, dim=-1)
     output = torch.bmm(weights, v).reshape(batch, heads, tokens, head_dim)
     return output.transpose(1, 2).contiguous(), None
 

@@ -15,7 +15,7 @@ import importlib.metadata
 import importlib.util
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +31,9 @@ from vitedge.converters.executorch.delegation import (
 )
 from vitedge.converters.executorch.quantize import CHOSEN, ExecuTorchRecipe, pt2e_quantize, recipe_for
 from vitedge.converters.export_types import ExportedModel, ExportOptions
+from vitedge.converters.layer_names import select
 from vitedge.converters.loading import SourceModel
-from vitedge.errors import ConversionError, VitedgeError
+from vitedge.errors import ConversionError, UsageError, VitedgeError
 from vitedge.runtime.manifest import InputSpec, OutputsSpec
 from vitedge.runtime.native_noise import debugging
 
@@ -46,6 +47,8 @@ CALIBRATION_METHOD = "histogram"
 TOOLS = ("torch", "executorch", "torchao")
 #: Loggers that report each lowering step at WARNING level ("Disabled validating the partitioner.").
 CHATTY_LOGGERS = ("root",)
+#: Where the Hugging Face model sits in the exported module (TwoOutputClassifier.model).
+MODEL_PREFIX = "model."
 
 
 def export_executorch(source: SourceModel, workdir: Path, options: ExportOptions) -> ExportedModel:
@@ -68,11 +71,13 @@ def export_with_recipe(source: SourceModel, workdir: Path, options: ExportOption
     sample = (torch.zeros(1, 3, height, width),)
     calibration = load_calibration(spec, options.calibration, options.calibration_samples) if recipe.calibrated else None
     module = source.two_outputs().eval()
+    kept = float_layers(recipe, options.keep_float, source.model)
     try:
         with _quiet_conversion(), attention_kernel(source.model, recipe.attention) as kernel:
             with torch.no_grad():
                 logits, embedding = module(*sample)
-            program, delegation = lower(module, sample, recipe, None if calibration is None else calibration.batches(1))
+            program, delegation = lower(module, sample, recipe, None if calibration is None else calibration.batches(1),
+                                         float_modules=tuple(MODEL_PREFIX + layer for layer in kept))
     except VitedgeError:
         raise
     except Exception as error:  # torch.export, torchao and exir raise many types
@@ -99,21 +104,40 @@ def export_with_recipe(source: SourceModel, workdir: Path, options: ExportOption
             "attention_kernel": kernel,
             "why": choice.why if choice.recipe == recipe.name else "a measured alternative, not the default",
             "delegation": delegation.to_dict(),
+            **({"float_layers": list(kept)} if kept else {}),
         },
         tools=_tool_versions(),
         calibration=None if calibration is None else calibration.describe(CALIBRATION_METHOD),
     )
 
 
+def float_layers(recipe: ExecuTorchRecipe, patterns: Sequence[str], model: nn.Module) -> tuple[str, ...]:
+    """The weight layers (module paths in ``model``, as ``vitedge diagnose`` prints them) ``--keep-float`` names.
+
+    Raises:
+        UsageError: the recipe quantizes nothing (fp32), or a pattern names no layer.
+    """
+    if not patterns:
+        return ()
+    if recipe.quantization == "none":
+        raise UsageError(f"--keep-float applies to reduced precisions, not {recipe.precision}",
+                         hint=f"{recipe.precision} keeps every op in float already")
+    from vitedge.converters.diagnose.reference import model_layout
+
+    return select(patterns, sorted(set(model_layout(model).layers.values())), where="this model")
+
+
 def lower(module: nn.Module, sample: tuple[torch.Tensor, ...], recipe: ExecuTorchRecipe,
-          calibration: Iterator[np.ndarray] | None) -> tuple[bytes, DelegationRecord]:
-    """The ExecuTorch program (.pte bytes) of ``module`` by ``recipe``, and what XNNPACK delegated."""
+          calibration: Iterator[np.ndarray] | None, *,
+          float_modules: Sequence[str] = ()) -> tuple[bytes, DelegationRecord]:
+    """The ExecuTorch program (.pte bytes) of ``module`` by ``recipe``, and what XNNPACK delegated
+    (``float_modules``: qualified names in ``module`` the quantizer leaves float)."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
     with torch.no_grad():
         if recipe.quantization != "none":
-            module = pt2e_quantize(module, sample, recipe, calibration)
+            module = pt2e_quantize(module, sample, recipe, calibration, float_modules)
         program = torch.export.export(module, sample)
         edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
     delegation = delegation_record(edge)  # before to_executorch, which adds memory-planning nodes

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 
 ATTENTION_DOMAIN = "com.microsoft"
+#: Families whose attention is plain softmax(QK^T)V without masks or position bias.
+FUSABLE_MODEL_TYPES = frozenset({"vit", "deit", "dinov2"})
 
 
 class FusedAttention(torch.autograd.Function):
@@ -70,6 +72,9 @@ def fused_attention(model: nn.Module) -> Iterator[int]:
     original ``forward`` is restored on exit.
     """
     patched = []
+    if getattr(getattr(model, "config", None), "model_type", None) not in FUSABLE_MODEL_TYPES:
+        yield 0  # BEiT's relative position bias and Swin's window masks are not plain self-attention
+        return
     for module in model.modules():
         if _is_attention(module):
             patched.append(module)

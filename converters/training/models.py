@@ -75,13 +75,13 @@ def build_starting_model(
         UsageError: ``image_size``/``patch_size`` given for pretrained weights, or sizes that do not fit.
         ModelLoadError: The model cannot be loaded.
     """
-    from transformers import AutoConfig, ViTConfig
+    from transformers import AutoConfig
 
     overrides = {name: value for name, value in (("image_size", image_size), ("patch_size", patch_size)) if value}
     path = Path(spec).expanduser()
     if spec.startswith(PRESET_PREFIX) or (spec in PRESETS and not path.exists()):
         preset = get_preset(spec)
-        config = ViTConfig(**{**preset.config_kwargs(), **overrides, **_label_config(class_names)})
+        config = preset.build_config(**overrides, **_label_config(class_names))
         _check_sizes(config, spec)
         return _from_config(config, PRESET_PREFIX + preset.name, seed)
     if path.is_file() and path.suffix == ".json":
