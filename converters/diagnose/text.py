@@ -49,7 +49,8 @@ def advice(diagnosis: Diagnosis) -> list[str]:
         lines.append(f"{diagnosis.culprit} holds no op stored in reduced precision: its error comes from "
                      "reduced-precision compute or from what came into it")
         return lines + _other_precisions(diagnosis)
-    lines.append(f"quantized ops in {diagnosis.culprit}, most sensitive first (relative error when int8-quantized alone):")
+    lines.append(f"quantized ops in {diagnosis.culprit}, most sensitive first (sensitivity: the layer's relative "
+                 "error when int8-quantized alone in torch, the same proxy for every precision):")
     for name, how in ops.items():
         error = diagnosis.sensitivity.get(name)
         lines.append(f"  {name}: {how}" + ("" if error is None else f" (sensitivity {error:.2e})"))
