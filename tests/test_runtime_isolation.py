@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DATA
+from vitedge.formats import FORMATS
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKER = textwrap.dedent(
@@ -99,3 +100,11 @@ def test_wheel_with_no_extras_plus_onnxruntime_runs_predict(tiny_artifact, tmp_p
     script = "import importlib, sys\nfor name in sys.argv[1:]: importlib.import_module(name)\nprint('ok')"
     check = subprocess.run([str(python), "-c", script, *packages], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert check.stdout.strip() == "ok", check.stderr
+
+
+def test_every_backend_module_imports_with_torch_blocked():
+    """ExecuTorch's backend needs torch to run, not to import: without it, opening says what to install."""
+    modules = sorted({fmt.backend.partition(":")[0] for fmt in FORMATS.values()})
+    script = BLOCKER + "import importlib\nfor name in " + repr(modules) + ": importlib.import_module(name)\nprint('ok')"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr

@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import torch  # ExecuTorch's Python runtime takes and returns torch tensors (see the module's docstring)
 
 from vitedge.errors import ArtifactError, UsageError
 from vitedge.runtime.manifest import Manifest
@@ -56,7 +55,10 @@ class ExecuTorchBackend:
 
     def __init__(self, model_path: Path, manifest: Manifest, *, num_threads: int | None = None) -> None:
         global _loaded
-        runtime = _runtime()
+        runtime = _runtime()  # loads libtorch: ExecuTorch's Python runtime cannot run without it
+        import torch  # its methods take and return torch tensors (see the module's docstring)
+
+        self._tensor = torch.from_numpy
         self.num_threads = _size_thread_pool(num_threads)
         _check_identifier(model_path)
         said = _Said()
@@ -87,7 +89,7 @@ class ExecuTorchBackend:
         step = self.input_shape[0]
         parts = []
         for start in range(0, len(batch), step):
-            outputs = self._method.execute((torch.from_numpy(batch[start : start + step]),))
+            outputs = self._method.execute((self._tensor(batch[start : start + step]),))
             parts.append([output.numpy() for output in outputs])
         return {key: np.concatenate([part[i] for part in parts]).astype(np.float32, copy=False)
                 for i, key in enumerate(self._keys)}
