@@ -33,13 +33,17 @@ def debugging() -> bool:
 
 
 @contextlib.contextmanager
-def native_noise_hidden(noise: tuple[str, ...] = NOISE) -> Iterator[None]:
-    """Drop the lines of ``noise`` that native code writes to stderr inside the block; keep the rest."""
-    if debugging() or not _has_descriptor(2):
+def native_stderr(lines: list[str]) -> Iterator[None]:
+    """Append the lines written to descriptor 2 inside the block to ``lines`` (instead of showing them).
+
+    Also how placement reports read onnxruntime's node placement log (:mod:`vitedge.runtime.placement.onnx`).
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real descriptor 2 (some embedded interpreters)
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
@@ -49,16 +53,21 @@ def native_noise_hidden(noise: tuple[str, ...] = NOISE) -> Iterator[None]:
             os.dup2(saved, 2)
             os.close(saved)
             captured.seek(0)
-            kept = [line for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True)
-                    if not any(fragment in line for fragment in noise)]
-            if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
+            lines += captured.read().decode("utf-8", "replace").splitlines()
 
 
-def _has_descriptor(fd: int) -> bool:
+@contextlib.contextmanager
+def native_noise_hidden(noise: tuple[str, ...] = NOISE) -> Iterator[None]:
+    """Drop the lines of ``noise`` that native code writes to stderr inside the block; keep the rest."""
+    if debugging():
+        yield
+        return
+    lines: list[str] = []
     try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
+        with native_stderr(lines):
+            yield
+    finally:
+        kept = [line for line in lines if not any(fragment in line for fragment in noise)]
+        if kept:
+            sys.stderr.write("\n".join(kept) + "\n")
+            sys.stderr.flush()

@@ -21,8 +21,8 @@ import onnxruntime as ort
 
 from vitedge.errors import BackendUnavailableError
 from vitedge.runtime.manifest import Manifest
+from vitedge.runtime.native_noise import native_stderr
 from vitedge.runtime.placement import OpPlacement, Placement
-from vitedge.runtime.placement.capture import native_stderr
 
 CPU = "CPUExecutionProvider"
 #: Ops whose weights onnxruntime keeps in n bits whatever their input types say.
