@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from vitedge.converters.executorch.attention import KERNEL
+from vitedge.converters.recipes import Choice, chosen_recipe, named_recipe
 from vitedge.errors import UsageError
 
 QUANTIZATIONS = ("none", "dynamic", "static")
@@ -70,14 +71,6 @@ class ExecuTorchRecipe:
         }
 
 
-@dataclass(frozen=True)
-class Choice:
-    """The recipe a precision uses and the measurement that chose it."""
-
-    recipe: str
-    why: str
-
-
 RECIPES: dict[str, ExecuTorchRecipe] = {
     r.name: r
     for r in (
@@ -120,20 +113,12 @@ CHOSEN: dict[str, Choice] = {
 
 def recipe_for(precision: str) -> ExecuTorchRecipe:
     """The recipe the exporter uses for ``precision``."""
-    try:
-        return RECIPES[CHOSEN[precision].recipe]
-    except KeyError:
-        raise UsageError(
-            f"no ExecuTorch recipe for precision {precision!r}", hint=f"choose one of: {', '.join(CHOSEN)}"
-        ) from None
+    return chosen_recipe(RECIPES, CHOSEN, precision, "ExecuTorch")
 
 
 def get_recipe(name: str) -> ExecuTorchRecipe:
     """A recipe by name (the benchmarks build the peers' and the candidates')."""
-    try:
-        return RECIPES[name]
-    except KeyError:
-        raise UsageError(f"unknown ExecuTorch recipe {name!r}", hint=f"choose one of: {', '.join(RECIPES)}") from None
+    return named_recipe(RECIPES, name, "ExecuTorch")
 
 
 def outside_modules(float_modules: Sequence[str]) -> Callable[[Any], bool]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vitedge.converters.recipes import Choice, chosen_recipe, named_recipe
 from vitedge.errors import UsageError
 
 SIGNATURE = "serving_default"
@@ -65,14 +66,6 @@ class TFLiteRecipe:
             "activations": self.activations,
             **({"classifier_head": "int8 weights"} if self.int8_head else {}),
         }
-
-
-@dataclass(frozen=True)
-class Choice:
-    """The recipe a precision uses and the measurement that chose it."""
-
-    recipe: str
-    why: str
 
 
 RECIPES: dict[str, TFLiteRecipe] = {
@@ -132,20 +125,12 @@ CHOSEN: dict[str, Choice] = {
 
 def recipe_for(precision: str) -> TFLiteRecipe:
     """The recipe the exporter uses for ``precision``."""
-    try:
-        return RECIPES[CHOSEN[precision].recipe]
-    except KeyError:
-        raise UsageError(
-            f"no TFLite recipe for precision {precision!r}", hint=f"choose one of: {', '.join(CHOSEN)}"
-        ) from None
+    return chosen_recipe(RECIPES, CHOSEN, precision, "TFLite")
 
 
 def get_recipe(name: str) -> TFLiteRecipe:
     """A candidate recipe by name (benchmarks compare them all)."""
-    try:
-        return RECIPES[name]
-    except KeyError:
-        raise UsageError(f"unknown TFLite recipe {name!r}", hint=f"choose one of: {', '.join(RECIPES)}") from None
+    return named_recipe(RECIPES, name, "TFLite")
 
 
 def _calibration_threads() -> int:
