@@ -24,8 +24,8 @@ FAULTY_BLOCK = 2
 SAMPLES = 24
 
 
-def write_faulty_folder(folder):
-    """A 4-block tiny ViT whose block 2 MLP has outlier channels."""
+def write_four_block_vit(folder, plant):
+    """A 4-block tiny ViT with clear winners; ``plant(mlp, channels)`` puts a fault into block 2's MLP."""
     import torch
     from transformers import ViTConfig, ViTForImageClassification
 
@@ -36,14 +36,21 @@ def write_faulty_folder(folder):
     model = ViTForImageClassification(config).eval()
     with torch.no_grad():
         model.classifier.weight.normal_(0, 2.0)  # clear winners: int8 noise alone does not flip them
-        mlp = model.vit.layers[FAULTY_BLOCK].mlp
-        channels = torch.arange(0, 128, 32)
-        mlp.fc1.weight[channels] *= 100
-        mlp.fc1.bias[channels] = mlp.fc1.bias[channels].abs() * 100 + 100  # large and positive: GELU passes them
-        mlp.fc2.weight[:, channels] /= 100
+        plant(model.vit.layers[FAULTY_BLOCK].mlp, torch.arange(0, 128, 32))
     write_tiny_folder(folder)  # the preprocessor config
     model.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def _outlier_channels(mlp, channels):
+    mlp.fc1.weight[channels] *= 100
+    mlp.fc1.bias[channels] = mlp.fc1.bias[channels].abs() * 100 + 100  # large and positive: GELU passes them
+    mlp.fc2.weight[:, channels] /= 100
+
+
+def write_faulty_folder(folder):
+    """A 4-block tiny ViT whose block 2 MLP has outlier channels."""
+    return write_four_block_vit(folder, _outlier_channels)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +84,12 @@ def test_a_planted_fault_is_found_and_keep_float_on_the_named_op_restores_agreem
     assert after_logits.top1_agreement >= 0.8 and before_logits.top1_agreement <= 0.5  # random weights: near ties
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+#: What the diagnosis must say about how each format exposes its block outputs.
+HOW_TAPS_ARE_READ = {"onnx": (), "tflite": (), "openvino": ("Model.add_outputs",),
+                     "executorch": ("re-lowered", "min cosine 1.0000")}
+
+
+@pytest.mark.parametrize("fmt", sorted(HOW_TAPS_ARE_READ))
 def test_an_fp32_artifact_matches_torch_at_every_tap(fmt, artifact_of, tiny_folder):
     from vitedge.converters.diagnose.engine import diagnose
 
@@ -87,6 +99,7 @@ def test_an_fp32_artifact_matches_torch_at_every_tap(fmt, artifact_of, tiny_fold
         assert entry.min_cosine > 0.99999 and entry.relative_error < 1e-4, entry
         assert entry.top1_agreement in (None, 1.0)
     assert diagnosis.culprit is None and not diagnosis.quantized_ops and not diagnosis.missing
+    assert all(fragment in diagnosis.how for fragment in HOW_TAPS_ARE_READ[fmt]), diagnosis.how
 
 
 def test_the_cli_prints_the_table_the_culprit_and_what_to_do_and_writes_the_report(artifact_of, tiny_folder, tmp_path,

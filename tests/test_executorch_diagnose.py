@@ -40,16 +40,9 @@ def _program_with_undelegated_bmm() -> bytes:
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
-    class TwoMatmuls(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.proj = torch.nn.Linear(8, 8)
+    from tests.test_executorch import _bmm_module
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            h = self.proj(x)
-            return torch.bmm(torch.softmax(torch.bmm(h, h.transpose(1, 2)), dim=-1), h)
-
-    program = torch.export.export(TwoMatmuls().eval(), (torch.randn(2, 4, 8),))
+    program = torch.export.export(*_bmm_module())
     partitioner = XnnpackPartitioner(configs=[LinearConfig])  # XNNPACK takes the Linear only
     return to_edge_transform_and_lower(program, partitioner=[partitioner]).to_executorch().buffer
 
@@ -95,17 +88,6 @@ def test_a_bad_keep_float_is_one_line_before_the_conversion(tiny_folder, tmp_pat
                  "--keep-float", pattern, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and not out.exists()
-
-
-def test_an_fp32_artifact_matches_torch_at_every_tap_of_its_re_lowered_copy(artifact_of, tiny_folder):
-    from vitedge.converters.diagnose.engine import diagnose
-
-    [diagnosis] = diagnose([artifact_of("executorch", "fp32")], str(tiny_folder), samples=4)
-    assert [entry.tap for entry in diagnosis.stats] == ["embeddings", "block 0", "block 1", "final norm", "logits"]
-    for entry in diagnosis.stats:
-        assert entry.min_cosine > 0.99999 and entry.relative_error < 1e-4, entry
-    assert diagnosis.culprit is None and not diagnosis.quantized_ops and not diagnosis.missing
-    assert "re-lowered" in diagnosis.how and "min cosine 1.0000" in diagnosis.how
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from tests.conftest import TINY_LABELS, write_tiny_folder
+from tests.test_diagnose import FAULTY_BLOCK, write_four_block_vit
 from vitedge.cli import main
 from vitedge.converters import ExportOptions, convert
 from vitedge.errors import UsageError
@@ -20,45 +20,22 @@ from vitedge.errors import UsageError
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
 
-FAULTY_BLOCK = 2
 SAMPLES = 24
+
+
+def _dead_channels(mlp, channels):
+    mlp.fc1.weight[channels] = 0
+    mlp.fc1.bias[channels] = -10  # GELU(-10) ~ 0: the channels are dead
+    mlp.fc2.weight[:, channels] = 1000 * mlp.fc2.weight.abs().max()
 
 
 def write_dead_channel_folder(folder):
     """A 4-block tiny ViT whose block 2 fc2 holds a few huge weights on channels that are always zero."""
-    import torch
-    from transformers import ViTConfig, ViTForImageClassification
-
-    config = ViTConfig(hidden_size=64, num_hidden_layers=4, num_attention_heads=2, intermediate_size=128,
-                       image_size=32, patch_size=8, num_labels=len(TINY_LABELS),
-                       id2label=dict(enumerate(TINY_LABELS)), label2id={label: i for i, label in enumerate(TINY_LABELS)})
-    torch.manual_seed(0)
-    model = ViTForImageClassification(config).eval()
-    with torch.no_grad():
-        model.classifier.weight.normal_(0, 2.0)  # clear winners: int8 noise alone does not flip them
-        mlp = model.vit.layers[FAULTY_BLOCK].mlp
-        channels = torch.arange(0, 128, 32)
-        mlp.fc1.weight[channels] = 0
-        mlp.fc1.bias[channels] = -10  # GELU(-10) ~ 0: the channels are dead
-        mlp.fc2.weight[:, channels] = 1000 * mlp.fc2.weight.abs().max()
-    write_tiny_folder(folder)
-    model.save_pretrained(folder, safe_serialization=True)
-    return folder
+    return write_four_block_vit(folder, _dead_channels)
 
 
 def _tap(diagnosis, name):
     return next(entry for entry in diagnosis.stats if entry.tap == name)
-
-
-def test_an_fp32_ir_matches_torch_at_every_tap(artifact_of, tiny_folder):
-    from vitedge.converters.diagnose.engine import diagnose
-
-    [diagnosis] = diagnose([artifact_of("openvino", "fp32")], str(tiny_folder), samples=4)
-    assert [entry.tap for entry in diagnosis.stats] == ["embeddings", "block 0", "block 1", "final norm", "logits"]
-    for entry in diagnosis.stats:
-        assert entry.min_cosine > 0.99999 and entry.relative_error < 1e-4, entry
-    assert diagnosis.culprit is None and not diagnosis.quantized_ops and not diagnosis.missing
-    assert "Model.add_outputs" in diagnosis.how
 
 
 def test_a_planted_weight_fault_is_found_and_keep_float_restores_agreement(tmp_path):
