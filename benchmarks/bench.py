@@ -235,7 +235,7 @@ def _run_rounds(
 
         def job(spec: str, runs: int, outputs: bool, selfcheck: bool = False) -> WorkerJob:
             return WorkerJob(spec, settings.threads, settings.batch_sizes, settings.warmup if runs else 0, runs,
-                             images_file, outputs, settings.timeout_s, selfcheck)
+                             images_file, outputs, settings.timeout_s, selfcheck, settings.run_on)
 
         if plan.separate_reference:
             name = plan.reference.display_name

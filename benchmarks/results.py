@@ -43,6 +43,8 @@ class BenchSettings:
         rounds: Fresh processes per artifact, interleaved (round 1 of every artifact, then round 2, …),
             so that a slow spell of the machine spreads over all artifacts instead of hitting one.
         timeout_s: Seconds one worker process may take before it counts as failed.
+        run_on: Where artifacts whose format offers a choice run (:attr:`vitedge.formats.Format.devices`, e.g.
+            OpenVINO's GPU); None: each backend's default. Other targets run where their backend runs.
     """
 
     threads: int = 1
@@ -51,6 +53,7 @@ class BenchSettings:
     runs: int = 20
     rounds: int = 1
     timeout_s: float = 900.0
+    run_on: str | None = None
 
     def __post_init__(self) -> None:
         problems = []

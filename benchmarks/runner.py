@@ -38,6 +38,7 @@ class WorkerJob:
         want_outputs: Also compute the logits of every image (outside the timed part).
         selfcheck: Also run the artifact's self-check (after the timings; once per target).
         timeout_s: Seconds before the worker is killed and the job counts as failed.
+        run_on: Device for artifacts whose format offers a choice (None: the backend's default).
     """
 
     target: str
@@ -49,6 +50,7 @@ class WorkerJob:
     want_outputs: bool = False
     timeout_s: float = 900.0
     selfcheck: bool = False
+    run_on: str | None = None
 
     def argv(self, result_file: Path, outputs_file: Path | None) -> list[str]:
         argv = [sys.executable, "-m", "vitedge.benchmarks.worker", self.target, "--result", str(result_file),
@@ -60,6 +62,8 @@ class WorkerJob:
             argv += ["--outputs", str(outputs_file)]
         if self.selfcheck:
             argv.append("--selfcheck")
+        if self.run_on is not None:
+            argv += ["--run-on", self.run_on]
         return argv
 
 

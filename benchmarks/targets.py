@@ -57,11 +57,13 @@ class ArtifactTarget:
 
         verify_files(self.folder, self.manifest, checksums=self.verify)
 
-    def load(self, threads: int) -> None:
+    def load(self, threads: int, device: str | None = None) -> None:
+        from vitedge.formats import get_format
         from vitedge.runtime.backends import open_backend
         from vitedge.runtime.classifier import Classifier
 
-        backend = open_backend(self.folder, self.manifest, num_threads=threads)
+        offers = bool(get_format(self.manifest.format).devices)  # a mixed run: the others run where they run
+        backend = open_backend(self.folder, self.manifest, num_threads=threads, device=device if offers else None)
         self._classifier = Classifier(self.folder, self.manifest, backend)
 
     def info(self) -> TargetInfo:

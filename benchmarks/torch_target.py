@@ -38,7 +38,7 @@ class TorchTarget:
     def check_files(self) -> None:
         """Nothing to check: the loader refuses unsafe or missing weights itself."""
 
-    def load(self, threads: int) -> None:
+    def load(self, threads: int, device: str | None = None) -> None:  # device: eager fp32 runs on the CPU
         import torch
 
         from vitedge.converters.loading import load_source

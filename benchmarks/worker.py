@@ -92,7 +92,7 @@ def measure(args: argparse.Namespace) -> dict:
     target.check_files()
     parts["checksum"] = _elapsed_ms(started)
     started = time.perf_counter()
-    target.load(args.threads)
+    target.load(args.threads, device=args.run_on)
     parts["load"] = _elapsed_ms(started)
     result["load_parts_ms"] = parts
     paths = Path(args.images).read_text(encoding="utf-8").splitlines() if args.images else []
@@ -137,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--images", help="a text file: one image path per line")
     parser.add_argument("--outputs", help="write the logits of every image in --images to this .npy")
     parser.add_argument("--selfcheck", action="store_true", help="also run the artifact's self-check (after the timings)")
+    parser.add_argument("--run-on", metavar="DEVICE", help="device for artifacts whose format offers a choice")
     return parser
 
 

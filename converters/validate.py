@@ -138,15 +138,17 @@ def validate_artifact(
     samples: int = DEFAULT_SAMPLES,
     images_dir: str | Path | None = None,
     num_threads: int | None = None,
+    device: str | None = None,
 ) -> ValidationReport:
     """Run the artifact through the runtime and the source through torch on the same images.
 
     The reference gets the source's preprocessing and the artifact its manifest's (which differs
     when the export changed the input: NHWC, normalization baked into the model). Backends that say
     where and in what precision they ran (``execution``, e.g. OpenVINO's device and the precision read
-    back from the compiled model) have it recorded in the report.
+    back from the compiled model) have it recorded in the report. ``device``: where the artifact runs, for
+    formats that offer a choice (None: the backend's default).
     """
-    classifier = Classifier.open(folder, num_threads=num_threads, verify=False)
+    classifier = Classifier.open(folder, num_threads=num_threads, verify=False, device=device)
     reference_inputs, description = validation_inputs(source.preprocess, samples, images_dir=images_dir)
     artifact_inputs = reference_inputs
     if classifier.manifest.preprocess != source.preprocess:

@@ -123,6 +123,7 @@ def run_selfcheck(
     *,
     runner: Runner | None = None,
     num_threads: int | None = None,
+    device: str | None = None,
 ) -> SelfCheckReport:
     """Check this machine's preprocessing and model outputs against the artifact's self-check.
 
@@ -134,6 +135,7 @@ def run_selfcheck(
         manifest: Its manifest, when already read.
         runner: Runs a preprocessed batch through the model (default: the artifact's backend, opened here).
         num_threads: Threads for the backend opened here.
+        device: Where the backend opened here runs, for formats that offer a choice (None: its default).
 
     Returns:
         The report; ``present`` is False for an artifact made before self-checks (``hint`` says how to add one).
@@ -148,7 +150,7 @@ def run_selfcheck(
         return SelfCheckReport(present=False, hint=regenerate_hint(manifest))
     parities = [image_parity(data, image, manifest.preprocess) for image in data.images]
     inputs = model_inputs(data, parities, manifest.preprocess)
-    opener = (lambda: runner) if runner is not None else (lambda: _backend_runner(folder, manifest, num_threads))
+    opener = (lambda: runner) if runner is not None else (lambda: _backend_runner(folder, manifest, num_threads, device))
     return SelfCheckReport(
         present=True,
         preprocessing=preprocessing_verdict(data, parities, manifest.preprocess),
@@ -156,8 +158,8 @@ def run_selfcheck(
     )
 
 
-def _backend_runner(folder: Path, manifest: Manifest, num_threads: int | None) -> Runner:
-    return Classifier(folder, manifest, open_backend(folder, manifest, num_threads=num_threads)).run
+def _backend_runner(folder: Path, manifest: Manifest, num_threads: int | None, device: str | None) -> Runner:
+    return Classifier(folder, manifest, open_backend(folder, manifest, num_threads=num_threads, device=device)).run
 
 
 # -- preprocessing parity --------------------------------------------------------------------------

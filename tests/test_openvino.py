@@ -4,6 +4,7 @@ something is missing. What every format owes (conversion, validation, predict, v
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import warnings
@@ -78,6 +79,28 @@ def test_a_device_that_is_not_present_is_one_line_listing_those_that_are(artifac
     printed, errors = capsys.readouterr()
     assert printed == "" and errors.count("\n") == 1 and "Traceback" not in errors
     assert f"OpenVINO device {absent} is not present here (present: " in errors
+
+
+def test_verify_and_bench_run_on_the_device_asked_for(artifact_of, capsys, tmp_path):
+    folder = str(artifact_of("openvino", "fp32"))
+    assert main(["verify", folder, "--device", "CPU", "--json"]) == 0
+    outcome = json.loads(capsys.readouterr().out)
+    assert outcome["ok"] and outcome["parity"]["execution"]["device"] == "CPU"
+    absent = next((d for d in ("NPU", "GPU") if d not in {p.split(".")[0] for p in ov.Core().available_devices}), None)
+    if absent is not None:  # the self-check opens the backend there: one line, as predict
+        assert main(["verify", folder, "--device", absent]) == 2
+        errors = capsys.readouterr().err
+        assert errors.count("\n") == 1 and f"OpenVINO device {absent} is not present here" in errors
+    results = tmp_path / "bench.json"
+    args = ["bench", folder, "--run-on", "CPU", "--data", "none", "--runs", "1", "--warmup", "0",
+            "--batch-sizes", "1", "--json", str(results), "--quiet"]
+    assert main(args) == 0
+    run = json.loads(results.read_text())["runs"][0]
+    assert run["settings"]["run_on"] == "CPU" and run["results"][0]["status"] == "ok"
+    if absent is not None:  # the worker refuses the device: the row says why
+        main([*args[:3], absent, *args[4:]])
+        row = json.loads(results.read_text())["runs"][0]["results"][0]
+        assert row["status"] != "ok" and f"OpenVINO device {absent} is not present here" in json.dumps(row)
 
 
 def test_device_is_refused_for_formats_whose_runtime_picks_it(tiny_artifact, capsys):

@@ -80,10 +80,13 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     _add_device_option(parser)
 
 
+def _devices_offered() -> str:
+    return "; ".join(f"{fmt.name}: {', '.join(fmt.devices)}" for fmt in FORMATS.values() if fmt.devices)
+
+
 def _add_device_option(parser: argparse.ArgumentParser) -> None:
-    offered = "; ".join(f"{fmt.name}: {', '.join(fmt.devices)}" for fmt in FORMATS.values() if fmt.devices)
-    parser.add_argument("--device", metavar="NAME",
-                        help=f"where the model runs, for formats that offer a choice ({offered}; default: the first)")
+    parser.add_argument("--device", metavar="NAME", help=f"where the model runs, for formats that offer a choice "
+                        f"({_devices_offered()}; default: the first)")
 
 
 def _described_choices(descriptions: dict[str, str], default: str, joiner: str) -> str:
@@ -220,6 +223,7 @@ def _add_verify_parser(commands) -> None:
     verify.add_argument("--samples", type=int, default=DEFAULT_VALIDATION_SAMPLES,
                         help=f"inputs for the parity check (default {DEFAULT_VALIDATION_SAMPLES})")
     verify.add_argument("--allow-pickle", action="store_true", help="accept a pickle checkpoint as the source")
+    _add_device_option(verify)
 
 
 def _add_formats_parser(commands) -> None:
@@ -263,6 +267,9 @@ def _add_bench_parser(commands) -> None:
     bench.add_argument("--timeout", type=float, default=defaults.timeout_s,
                        help=f"seconds one artifact may take (default {defaults.timeout_s:g})")
     bench.add_argument("--device", help="this machine's name in merged reports (default: its host name)")
+    bench.add_argument("--run-on", metavar="NAME", help=f"where artifacts whose format offers a choice run "
+                       f"({_devices_offered()}; "
+                       "default: the first); the others run where their backend runs")
     bench.add_argument("--json", metavar="FILE", help="write the results here (merge files with vitedge report)")
     bench.add_argument("--report", metavar="FILE", help="write a report: .html (with plots) or .md")
     bench.add_argument("--quiet", action="store_true", help="no progress display")
@@ -456,7 +463,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     try:
         outcome = verify_artifact(args.artifact, against=args.against, samples=args.samples,
-                                  allow_pickle=args.allow_pickle, num_threads=args.threads)
+                                  allow_pickle=args.allow_pickle, num_threads=args.threads,
+                                  device=args.device)
     except VitedgeError as error:
         if not args.json:
             raise
@@ -515,7 +523,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     report = check_report_path(args.report) if args.report else None
     settings = BenchSettings(
         threads=args.threads or default_threads(), batch_sizes=_batch_sizes(args.batch_sizes), warmup=args.warmup,
-        runs=args.runs, rounds=args.rounds, timeout_s=args.timeout,
+        runs=args.runs, rounds=args.rounds, timeout_s=args.timeout, run_on=args.run_on,
     )
     with tempfile.TemporaryDirectory(prefix="vitedge-bench-data-") as workdir:
         data = resolve_data(args.data, workdir, samples=args.samples)

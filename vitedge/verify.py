@@ -48,6 +48,7 @@ def verify_artifact(
     samples: int = DEFAULT_VALIDATION_SAMPLES,
     allow_pickle: bool = False,
     num_threads: int | None = None,
+    device: str | None = None,
 ) -> VerifyOutcome:
     """Check checksums (always), the self-check (when the artifact has one) and parity with the source model
     (when it can be loaded).
@@ -61,6 +62,8 @@ def verify_artifact(
         samples: Inputs for the parity check.
         allow_pickle: Accept a pickle checkpoint as the source.
         num_threads: Threads for the backend that runs the self-check.
+        device: Where the self-check and the parity check run, for formats that offer a choice (OpenVINO:
+            CPU, GPU, NPU, AUTO); None: the backend's default.
 
     Raises:
         ArtifactError: the manifest or a file is missing, malformed or tampered with.
@@ -73,15 +76,16 @@ def verify_artifact(
     outcome.checksums = {"ok": True, "model_files": len(manifest.files), "selfcheck_files": selfcheck_files}
     also = f" and the self-check's {selfcheck_files}" if selfcheck_files else ""
     outcome.lines.append(f"checksums: OK ({len(manifest.files)} file(s){also} match the manifest)")
-    outcome.selfcheck = run_selfcheck(folder, manifest, num_threads=num_threads)
+    outcome.selfcheck = run_selfcheck(folder, manifest, num_threads=num_threads, device=device)
     outcome.lines.extend(outcome.selfcheck.lines())
     outcome.ok = outcome.selfcheck.ok
-    _check_parity(outcome, folder, manifest, against=against, samples=samples, allow_pickle=allow_pickle)
+    _check_parity(outcome, folder, manifest, against=against, samples=samples, allow_pickle=allow_pickle,
+                  device=device)
     return outcome
 
 
 def _check_parity(outcome: VerifyOutcome, folder: Path, manifest: Manifest, *, against: str | None, samples: int,
-                  allow_pickle: bool) -> None:
+                  allow_pickle: bool, device: str | None = None) -> None:
     """Parity against the source model in torch, where torch and the model are at hand (step 3)."""
     try:
         from vitedge.converters.loading import load_source
@@ -107,7 +111,8 @@ def _check_parity(outcome: VerifyOutcome, folder: Path, manifest: Manifest, *, a
         outcome.lines.append(f"note: {model} has other weights than the artifact was made from (weights sha256 differs)")
     fmt = get_format(manifest.format)
     tolerance = tolerance_for(fmt.support(manifest.precision), source)
-    report = validator_for(fmt)(folder, source, tolerance, samples=samples)
+    on_device = {} if device is None else {"device": device}  # only formats with devices take one
+    report = validator_for(fmt)(folder, source, tolerance, samples=samples, **on_device)
     outcome.ok, outcome.report = outcome.ok and report.passed, report
     outcome.parity = {"status": "passed" if report.passed else "failed", "against": model,
                       "failures": list(report.failures), "top1_agreement": report.top1_agreement,
