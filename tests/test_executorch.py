@@ -51,14 +51,38 @@ def test_manifest_records_what_xnnpack_delegated_and_every_matmul_is_delegated(p
     recipe = read_manifest(artifact_of("executorch", precision)).conversion.recipe
     assert main(["inspect", str(artifact_of("executorch", precision))]) == 0
     shown = [line for line in capsys.readouterr().out.splitlines() if line.startswith("delegation ")]
-    assert len(shown) == 1 and "XnnpackBackend: " in shown[0] and "not delegated: 5 aten.native_layer_norm" in shown[0]
+    assert len(shown) == 1 and "XnnpackBackend: " in shown[0] and "not delegated: " in shown[0]
     delegation = recipe["delegation"]
     assert recipe["attention_kernel"] == "vitedge_bmm" and recipe["partitioner"] == "XnnpackPartitioner"
+    assert recipe["layer_norm"].startswith("xnnpack")
     assert delegation["subgraphs"] >= 1 and delegation["delegated_nodes"] > 0
     assert delegation["undelegated_nodes"] == sum(delegation["undelegated"].values())
-    # XNNPACK in ExecuTorch 1.5 takes no LayerNorm; everything else of the ViT's blocks is delegated
-    assert not any(op.rpartition(".")[2] in ("bmm", "mm", "linear", "addmm", "matmul") for op in delegation["undelegated"])
-    assert set(delegation["undelegated"]) <= {"aten.native_layer_norm", "aten.expand_copy", "aten.select_copy"}
+    # every op of the ViT's blocks is delegated (LayerNorm too, rewritten); only the [CLS] token's copies are not
+    assert set(delegation["undelegated"]) <= {"aten.expand_copy", "aten.select_copy"}
+    assert delegation["subgraphs"] <= 4  # one encoder, not one subgraph per LayerNorm
+
+
+def test_layer_norm_rewrite_computes_what_layer_norm_computes_and_is_undone():
+    import torch
+
+    from vitedge.converters.executorch.layernorm import delegable_layer_norm, layer_norms_for_xnnpack
+
+    torch.manual_seed(0)
+    norm = torch.nn.LayerNorm(48, eps=1e-6)
+    torch.nn.init.normal_(norm.weight)
+    torch.nn.init.normal_(norm.bias)
+    for shape in ((5, 48), (2, 7, 48), (48,)):
+        x = torch.randn(*shape) * 3 + 1
+        torch.testing.assert_close(delegable_layer_norm(norm, x), norm(x), atol=1e-5, rtol=1e-5)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 48), norm)
+    x = torch.randn(2, 3, 4)
+    with layer_norms_for_xnnpack(model) as recorded:
+        assert recorded and "forward" in vars(norm)
+        torch.testing.assert_close(model(x), torch.nn.functional.layer_norm(model[0](x), (48,), norm.weight,
+                                                                           norm.bias, 1e-6), atol=1e-5, rtol=1e-5)
+    assert "forward" not in vars(norm)
+    with layer_norms_for_xnnpack(model, enabled=False) as recorded:
+        assert recorded is None and "forward" not in vars(norm)
 
 
 def _bmm_module():

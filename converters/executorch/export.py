@@ -29,6 +29,7 @@ from vitedge.converters.executorch.delegation import (
     delegation_record,
     warn_if_matmuls_undelegated,
 )
+from vitedge.converters.executorch.layernorm import layer_norms_for_xnnpack
 from vitedge.converters.executorch.quantize import CHOSEN, ExecuTorchRecipe, pt2e_quantize, recipe_for
 from vitedge.converters.export_types import ExportedModel, ExportOptions
 from vitedge.converters.layer_names import select
@@ -73,7 +74,8 @@ def export_with_recipe(source: SourceModel, workdir: Path, options: ExportOption
     module = source.two_outputs().eval()
     kept = float_layers(recipe, options.keep_float, source.model)
     try:
-        with _quiet_conversion(), attention_kernel(source.model, recipe.attention) as kernel:
+        with _quiet_conversion(), attention_kernel(source.model, recipe.attention) as kernel, \
+                layer_norms_for_xnnpack(source.model, recipe.layer_norm) as layer_norm:
             with torch.no_grad():
                 logits, embedding = module(*sample)
             program, delegation = lower(module, sample, recipe, None if calibration is None else calibration.batches(1),
@@ -102,6 +104,7 @@ def export_with_recipe(source: SourceModel, workdir: Path, options: ExportOption
             "batch": "static 1: the runtime runs a batch image by image",
             **recipe.describe(),
             "attention_kernel": kernel,
+            **({"layer_norm": layer_norm} if layer_norm else {}),
             "why": choice.why if choice.recipe == recipe.name else "a measured alternative, not the default",
             "delegation": delegation.to_dict(),
             **({"float_layers": list(kept)} if kept else {}),

@@ -39,6 +39,8 @@ class ExecuTorchRecipe:
             or None for the model's own.
         weights: Weight storage, for the manifest.
         activations: Activation type, for the manifest.
+        layer_norm: Export LayerNorm as ops XNNPACK delegates (:mod:`~vitedge.converters.executorch.layernorm`),
+            so that it neither runs in a portable kernel nor splits the program into subgraphs.
     """
 
     name: str
@@ -48,6 +50,7 @@ class ExecuTorchRecipe:
     attention: str | None
     weights: str
     activations: str
+    layer_norm: bool = True
 
     def __post_init__(self) -> None:
         if self.quantization not in QUANTIZATIONS or self.operators not in OPERATORS:
@@ -78,15 +81,15 @@ RECIPES: dict[str, ExecuTorchRecipe] = {
         ExecuTorchRecipe("xnnpack-dynamic-wi8", "int8-dynamic", "dynamic", "all", KERNEL,
                          "int8 per-channel", "int8 (dynamic)"),
         ExecuTorchRecipe("xnnpack-static-w8a8", "int8-static", "static", "all", KERNEL,
-                         "int8 per-channel", "int8"),
+                         "int8 per-channel", "int8", layer_norm=False),  # set_global would quantize its adds and muls
         ExecuTorchRecipe("xnnpack-static-w8a8-linear", "int8-static", "static", "linear", KERNEL,
                          "int8 per-channel", "int8 (Linear inputs)"),
         # ExecuTorch's documented recipe, as a user would write it: the peer.
-        ExecuTorchRecipe("executorch-docs-fp32", "fp32", "none", "all", None, "float32", "float32"),
+        ExecuTorchRecipe("executorch-docs-fp32", "fp32", "none", "all", None, "float32", "float32", layer_norm=False),
         ExecuTorchRecipe("executorch-docs-dynamic-wi8", "int8-dynamic", "dynamic", "all", None,
-                         "int8 per-channel", "int8 (dynamic)"),
+                         "int8 per-channel", "int8 (dynamic)", layer_norm=False),
         ExecuTorchRecipe("executorch-docs-static-w8a8", "int8-static", "static", "all", None,
-                         "int8 per-channel", "int8"),
+                         "int8 per-channel", "int8", layer_norm=False),
     )
 }
 
