@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # Wheels the packaging test installs from (no index at test time): the base install plus onnxruntime.
 WHEELHOUSE ?= .wheelhouse
 
-.PHONY: setup quickstart test lint bench bench-large bench-exporters bench-distill pi-check clean
+.PHONY: setup quickstart test lint bench bench-large bench-token-merging bench-exporters bench-distill bench-families pi-check clean
 
 setup: $(VENV)/.installed
 
@@ -31,12 +31,19 @@ lint: setup
 	$(VENV)/bin/python scripts/lint_imports.py
 
 # The published results (benchmarks/results/): every format and precision in the registry, plus peers.
+# The GEMM ceiling first: the report compares every artifact's effective GMAC/s with it.
 bench: setup
+	$(VENV)/bin/python -m vitedge.benchmarks.studies.gemm_ceiling --out benchmarks/results/gemm_ceiling.md
 	$(VENV)/bin/python -m vitedge.benchmarks.studies.publish --out benchmarks/results
+	$(VENV)/bin/python -m vitedge.benchmarks.studies.token_merging --out benchmarks/results/token_merging.md
 
 # ViT-L/16-384 too (several GB of memory, an hour or more on a small machine); other sections are kept.
 bench-large: setup
 	$(VENV)/bin/python -m vitedge.benchmarks.studies.publish --out benchmarks/results --only-large
+
+# Token merging: speed against top-1 for R = 0..max (quickstart model, ViT-B/16-224; ViT-L/16-384 with --large).
+bench-token-merging: setup
+	$(VENV)/bin/python -m vitedge.benchmarks.studies.token_merging --out benchmarks/results/token_merging.md
 
 bench-exporters: setup
 	$(VENV)/bin/python -m vitedge.benchmarks.studies.exporter_choice --out benchmarks/results/onnx_exporter.md
@@ -44,6 +51,11 @@ bench-exporters: setup
 # Fine-tune a ViT-Small-size teacher, distill it into a ViT-Tiny-size student, quantize (PTQ and QAT); ~30-40 min on 2 cores.
 bench-distill: setup
 	$(VENV)/bin/python -m vitedge.benchmarks.studies.distill_bench --out benchmarks/results/distillation.md
+
+# Every model family: fine-tuned minis converted to every format/precision the registry claims (top-1), then the
+# edge-sized presets timed at batch 1 (hours on 2 cores; artifacts cached in .bench-work/families/).
+bench-families: setup
+	$(VENV)/bin/python -m vitedge.benchmarks.studies.families --out benchmarks/results/families.md
 
 # Raspberry Pi OS (Debian bookworm arm64) under qemu: install the wheel there (no torch) and run `vitedge verify`
 # on ONNX and TFLite artifacts made here (their self-checks). Needs root; the root file system is cached in

@@ -63,3 +63,25 @@ def ort_session(path: str | Path, threads: int, *, profile_prefix: str | None = 
         options.enable_profiling = True
         options.profile_file_prefix = profile_prefix
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def in_blocks(
+    candidates: Mapping[str, Callable[[], object]], *, rounds: int = 3, warmup: int = 2, runs: int = 10
+) -> dict[str, LatencyStats]:
+    """Time each candidate in blocks (``warmup`` untimed then ``runs`` timed calls), the blocks interleaved over ``rounds``.
+
+    For candidates that own thread pools (several runtimes, or several onnxruntime sessions, each with its own
+    pool): a pool keeps spinning for a while after its call, so alternating candidates call by call makes each
+    pay for the previous one's spinning threads (measured on 2 cores: onnxruntime sessions ~15% slower, OpenVINO
+    up to 3x). Rounds still spread a slow spell of the machine over all candidates.
+    """
+    seconds: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, function in candidates.items():
+            for _ in range(warmup):
+                function()
+            for _ in range(runs):
+                start = time.perf_counter()
+                function()
+                seconds[name].append(time.perf_counter() - start)
+    return {name: LatencyStats.of(values) for name, values in seconds.items()}

@@ -25,7 +25,7 @@ ONNX_PRECISIONS = FORMATS["onnx"].precision_names
 EXPECTED_OPS = {
     "fp32": {"Attention"},
     "fp16": {"Attention"},
-    "int8-dynamic": {"MatMulInteger", "DynamicQuantizeLinear"},
+    "int8-dynamic": {"MatMulInteger", "DynamicQuantizeLinear", "MultiHeadAttention"},
     "int8-static": {"QuantizeLinear", "DequantizeLinear", "MatMul"},
     "int4-weight": {"MatMulNBits"},
 }
@@ -78,6 +78,31 @@ def test_plain_graph_uses_standard_onnx_ops_only(tiny_folder, tmp_path):
     model = onnx.load(str(result.path / "model.onnx"))
     assert all(node.domain in ("", "ai.onnx") for node in model.graph.node)
     assert result.manifest.conversion.recipe["graph"] == "plain"
+
+
+def test_int8_dynamic_fuses_attention_after_int8_projections_named_after_their_modules(onnx_artifacts):
+    """q/k/v stay separate int8 MatMuls (keep-float and diagnose address them); softmax(QK^T)V is one float op."""
+    graph = onnx.load(str(onnx_artifacts["int8-dynamic"] / "model.onnx")).graph
+    recipe = Classifier.open(onnx_artifacts["int8-dynamic"]).manifest.conversion.recipe
+    attention = [node for node in graph.node if node.op_type == "MultiHeadAttention"]
+    assert len(attention) == recipe["fused_attention_layers"] > 0
+    assert recipe["fused_attention_op"] == "com.microsoft.MultiHeadAttention"
+    producers = {output: node for node in graph.node for output in node.output}
+    for node in attention:
+        sources = [producers[name] for name in node.input[:3]]
+        scope = node.name.rsplit("/", 1)[0]
+        assert [source.name.split("/")[-2] for source in sources] == ["q_proj", "k_proj", "v_proj"]
+        assert all(source.name.startswith(scope) for source in sources)
+    assert not any(node.op_type in ("Softmax", "Transpose") for node in graph.node if "/attention/" in node.name)
+
+
+def test_int8_dynamic_keep_float_still_addresses_one_projection(tiny_folder, tmp_path):
+    result = convert(str(tiny_folder), to="onnx", precision="int8-dynamic", out=tmp_path / "kf", validation_samples=4,
+                     options=ExportOptions(keep_float=("vit.layers.0.attention.k_proj",)))
+    nodes = {node.name: node.op_type for node in onnx.load(str(result.path / "model.onnx")).graph.node}
+    assert nodes["/vit/layers.0/attention/k_proj/MatMul"] == "MatMul"
+    assert "/vit/layers.0/attention/q_proj/MatMul_quant" in nodes
+    assert "MultiHeadAttention" in nodes.values()
 
 
 def test_int8_scheme_follows_the_cpu():
@@ -149,3 +174,23 @@ def test_calibration_reader_serves_chunks_so_memory_stays_bounded():
             seen.append(item["pixel_values"])
     np.testing.assert_array_equal(np.concatenate(seen), inputs)
     assert _Reader(CalibrationSet(inputs[:5], "test", "0"), "x").chunk in (1, 5)
+
+
+def test_a_histogram_calibration_that_cannot_bin_an_activation_falls_back_to_minmax(monkeypatch):
+    from vitedge.converters.onnx import quantize
+
+    calls = []
+
+    def int8_static(model, fp32_path, out_path, calibration, method, float_nodes, scheme):
+        calls.append(method)
+        if method != "minmax":  # what numpy raises on a (near) zero-range activation, e.g. in a MobileViT
+            raise ValueError("Too many bins for data range. Cannot create 2048 finite-sized bins.")
+        return {"calibration_method": method}
+
+    monkeypatch.setattr(quantize, "_int8_static", int8_static)
+    recipe = quantize._int8_static_or_minmax(None, None, None, None, "percentile", (), None)
+    assert calls == ["percentile", "minmax"] and recipe["calibration_method"] == "minmax"
+    assert "fell back to minmax" in recipe["calibration_note"]
+    monkeypatch.setattr(quantize, "_int8_static", lambda *args: (_ for _ in ()).throw(ValueError("other")))
+    with pytest.raises(ValueError, match="other"):
+        quantize._int8_static_or_minmax(None, None, None, None, "percentile", (), None)

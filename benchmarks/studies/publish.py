@@ -6,7 +6,10 @@ runs, adds the peers (PyTorch eager fp32; onnxruntime ``quantize_dynamic`` with 
 plain fp32 export; litert-torch's default conversion; OpenVINO + NNCF's ``quantize`` with their defaults;
 ExecuTorch's documented XNNPACK recipe at fp32 and int8-dynamic), benchmarks them all with the harness (fresh
 process per artifact, rounds interleaved across artifacts, reference = PyTorch eager fp32), and
-writes ``README.md``, ``results.json`` and ``report.html`` into ``--out``.
+writes ``README.md``, ``results.json`` and ``report.html`` into ``--out``. ViT-B/16-224 is also run at
+batch 1, 8 and 32 on 1 and 2 threads for the throughput table (:mod:`.throughput`), and the README ends
+with each artifact's share of this CPU's measured GEMM ceiling (:mod:`.ceiling`, when ``gemm_ceiling``
+has measured it).
 
 A conversion that fails is a failed row with its error; a format whose backend cannot run on this
 OS is converted all the same (its size counts) and shown as skipped. Converted artifacts are kept
@@ -200,6 +203,9 @@ here (calibrated int8 and Core ML's k-means palettization the longest, 15-20 min
 artifacts are reused from `.bench-work/` when the command is run again.
 [`report.html`](report.html) has the same numbers with plots (accuracy vs latency, size, latency
 distributions); [`results.json`](results.json) is the raw data (`vitedge report results.json -o x.md`).
+The throughput section gives images/s at batch 1, 8 and 32 on 1 and 2 threads (`--no-throughput` skips those runs);
+the last section compares each artifact's effective GMAC/s with this CPU's measured GEMM ceiling
+(`python -m vitedge.benchmarks.studies.gemm_ceiling --out benchmarks/results/gemm_ceiling.md`, before `make bench`).
 
 How to read the tables:
 - **latency** is one call of the model on an already preprocessed batch, at a pinned thread count,
@@ -224,7 +230,12 @@ How to read the tables:
   **skipped** row cannot run on this OS (its size is still measured).
 
 """
-    return intro + markdown_report(runs).split("\n", 1)[1]
+    from vitedge.benchmarks.studies.ceiling import efficiency_section
+    from vitedge.benchmarks.studies.throughput import throughput_section
+
+    ceiling = efficiency_section(runs, RESULTS / "gemm_ceiling.json")  # '' until gemm_ceiling has measured this machine
+    extra = [section for section in (throughput_section(runs), ceiling) if section]
+    return intro + markdown_report(runs).split("\n", 1)[1] + "".join("\n" + section for section in extra)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -238,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fresh", action="store_true", help="convert again even when --work has the artifact")
     parser.add_argument("--threads", type=int, help="pinned threads (default: the CPUs this process may use)")
     parser.add_argument("--quick", action="store_true", help="few runs and images: a smoke test, not results")
+    parser.add_argument("--no-throughput", action="store_true",
+                        help="skip the ViT-B throughput runs (batch 1/8/32 at 1 and 2 threads: the longest part)")
     parser.add_argument("--device", default="vitedge dev machine", help="the machine's name in the report")
     parser.add_argument("--render-only", action="store_true", help="rewrite README.md and report.html from results.json")
     parser.add_argument("--convert-only", action="store_true",
@@ -249,13 +262,18 @@ def plans(args: argparse.Namespace, work: Path) -> list[Plan]:
     threads = args.threads or default_threads()
     quick = args.quick
 
-    def settings(batch_sizes: tuple[int, ...], runs: int, warmup: int) -> BenchSettings:
-        return BenchSettings(threads=threads, batch_sizes=batch_sizes, warmup=1 if quick else warmup,
+    def settings(batch_sizes: tuple[int, ...], runs: int, warmup: int, pinned: int | None = None) -> BenchSettings:
+        return BenchSettings(threads=pinned or threads, batch_sizes=batch_sizes, warmup=1 if quick else warmup,
                              runs=3 if quick else runs, rounds=1 if quick else 3, timeout_s=3600)
 
     chosen = []
     if not args.only_large:
         chosen.append(Plan(TITLES[BASE], f"preset:{BASE}", settings((1, 8), 21, 2), 10 if quick else 50))
+        if not args.no_throughput:
+            from vitedge.benchmarks.studies.throughput import BATCH_SIZES, THREADS, run_title
+
+            chosen += [Plan(run_title(TITLES[BASE], count), f"preset:{BASE}", settings(BATCH_SIZES, 6, 1, pinned=count), 10)
+                       for count in sorted({*THREADS, threads})]
         if not args.no_small:
             folder = small_model(args.quickstart, work)
             chosen.append(Plan(SMALL_TITLE, str(folder / "model"), settings((1, 8), 60, 5), 50 if quick else 500,

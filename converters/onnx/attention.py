@@ -1,13 +1,20 @@
-"""Export ViT self-attention as one onnxruntime ``com.microsoft.Attention`` node.
+"""Export ViT self-attention as one onnxruntime contrib node: ``Attention`` or ``MultiHeadAttention``.
 
 onnxruntime's transformer optimizer fuses SkipLayerNorm and BiasGelu in ViT graphs but does not
 recognise their attention subgraph under any exporter setting, and unfused attention is a dozen
 small ops per layer. Instead of hoping for a pattern match, the exporter emits the fused op
-directly: while tracing, every attention module computes its output through
-:class:`FusedAttention`, a torch function whose ONNX symbolic is the contrib ``Attention`` op with
-the q/k/v projections packed into one weight. Dynamic quantization then turns it into
-``QAttention`` (int8 QKV GEMM). The graph needs onnxruntime (contrib ops); numerics are checked
-against torch like every export.
+directly: while tracing, every attention module computes its output through a torch function whose
+ONNX symbolic is the contrib op. Two forms:
+
+- ``Attention`` (:class:`FusedAttention`, the float graphs): the q/k/v projections packed into one
+  weight inside the op. Dynamic quantization would turn it into ``QAttention`` (int8 QKV GEMM).
+- ``MultiHeadAttention`` (:class:`FusedMultiHeadAttention`, int8-dynamic): the q, k and v projections
+  stay ``MatMul`` nodes named after their modules (int8 per-channel GEMMs after quantization, and
+  ``--keep-float``/``diagnose`` still address them one by one); only softmax(QKᵀ)V over the heads is one
+  float op in place of the Reshape/Transpose/MatMul/Softmax chain (ViT-B/16: 175 nodes run per call after
+  onnxruntime's optimizations instead of 379; ``benchmarks/results/onnx_exporter.md`` has the profiles).
+
+The graph needs onnxruntime (contrib ops); numerics are checked against torch like every export.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ import torch
 from torch import nn
 
 ATTENTION_DOMAIN = "com.microsoft"
+ATTENTION = "Attention"
+MULTI_HEAD_ATTENTION = "MultiHeadAttention"
 #: Families whose attention is plain softmax(QK^T)V without masks or position bias.
 FUSABLE_MODEL_TYPES = frozenset({"vit", "deit", "dinov2"})
 
@@ -45,6 +54,27 @@ class FusedAttention(torch.autograd.Function):
         return output
 
 
+class FusedMultiHeadAttention(torch.autograd.Function):
+    """softmax(QKᵀ·scale)V over heads from projected q, k, v; exports as ``com.microsoft.MultiHeadAttention``."""
+
+    @staticmethod
+    def forward(ctx, query, key, value, num_heads: int, scale: float):  # noqa: D102 - torch API
+        batch, tokens, hidden = query.shape
+
+        def split_heads(tensor: torch.Tensor) -> torch.Tensor:
+            return tensor.reshape(batch, tokens, num_heads, -1).transpose(1, 2)
+
+        probabilities = torch.softmax((split_heads(query) @ split_heads(key).transpose(-1, -2)) * scale, dim=-1)
+        return (probabilities @ split_heads(value)).transpose(1, 2).reshape(batch, tokens, hidden)
+
+    @staticmethod
+    def symbolic(graph, query, key, value, num_heads: int, scale: float):  # noqa: D102 - torch API
+        output = graph.op(f"{ATTENTION_DOMAIN}::{MULTI_HEAD_ATTENTION}", query, key, value, num_heads_i=num_heads,
+                          scale_f=scale)
+        output.setType(query.type())
+        return output
+
+
 def _is_attention(module: nn.Module) -> bool:
     return all(hasattr(module, name) for name in ("q_proj", "k_proj", "v_proj", "o_proj", "num_attention_heads", "scaling"))
 
@@ -64,9 +94,25 @@ def _fused_forward(module: nn.Module):
     return forward
 
 
+def _multi_head_forward(module: nn.Module):
+    def forward(hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs):
+        if attention_mask is not None:
+            raise NotImplementedError("fused attention export does not take an attention mask")
+        context = FusedMultiHeadAttention.apply(
+            module.q_proj(hidden_states), module.k_proj(hidden_states), module.v_proj(hidden_states),
+            int(module.num_attention_heads), float(module.scaling),
+        )
+        return module.o_proj(context), None
+
+    return forward
+
+
+_FORWARDS = {ATTENTION: _fused_forward, MULTI_HEAD_ATTENTION: _multi_head_forward}
+
+
 @contextlib.contextmanager
-def fused_attention(model: nn.Module) -> Iterator[int]:
-    """While active, attention modules of ``model`` run through :class:`FusedAttention`.
+def fused_attention(model: nn.Module, op: str = ATTENTION) -> Iterator[int]:
+    """While active, attention modules of ``model`` export as the contrib ``op`` (``Attention`` | ``MultiHeadAttention``).
 
     Yields the number of modules patched (0 when the architecture has none we recognise); their
     original ``forward`` is restored on exit.
@@ -78,7 +124,7 @@ def fused_attention(model: nn.Module) -> Iterator[int]:
     for module in model.modules():
         if _is_attention(module):
             patched.append(module)
-            module.forward = _fused_forward(module)
+            module.forward = _FORWARDS[op](module)
     try:
         yield len(patched)
     finally:

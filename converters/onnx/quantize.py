@@ -4,8 +4,9 @@ Recipes (one per precision; the manifest records the one used and why):
 
 - ``fp16``: weights and activations in half precision, fp32 inputs and outputs kept. For size and
   GPU/NPU targets: on CPUs onnxruntime runs it slower than fp32.
-- ``int8-dynamic``: int8 per-channel weights for every MatMul of the plain graph (faster here than
-  a fused ``QAttention``), activations quantized on the fly. No calibration.
+- ``int8-dynamic``: int8 per-channel weights for every weight MatMul (q/k/v projections into a fused
+  float ``MultiHeadAttention`` in the default graph: faster here than the plain graph and than
+  ``QAttention``), activations quantized on the fly. No calibration.
 - ``int8-static``: QDQ with calibrated activation ranges, MatMul only: LayerNorm, Softmax, GELU
   and residual Adds stay float (all-ops int8 collapses ViT accuracy), per-channel weights, an
   outlier-robust calibration method by default (percentile).
@@ -104,7 +105,7 @@ def _quantize(model, fp32_path, out_path, precision, calibration, calibration_me
     if precision == "int8-static":
         if calibration is None:
             raise ConversionError("int8-static needs calibration images", hint="pass --calibration DIR or builtin")
-        return _int8_static(model, fp32_path, out_path, calibration, calibration_method, float_nodes, scheme)
+        return _int8_static_or_minmax(model, fp32_path, out_path, calibration, calibration_method, float_nodes, scheme)
     if precision == "int4-weight":
         return _int4(model, out_path, float_nodes)
     raise ConversionError(f"no ONNX quantization recipe for {precision!r}")
@@ -132,7 +133,8 @@ def _int8_dynamic(model, fp32_path, out_path, float_nodes, scheme) -> dict[str, 
     )
     return {"quantization": "dynamic int8: per-channel int8 weights of every MatMul (attention's "
                       "projections included), activations quantized per tensor at run time; LayerNorm, Softmax, "
-                      "GELU, residuals and the attention score products in float",
+                      "GELU, residuals and the attention score products (softmax(QK^T)V, one MultiHeadAttention "
+                      "op per layer where the graph fuses it) in float",
             "op_types": list(op_types), "per_channel": True, "int8_scheme": scheme.note,
             "quantized_nodes": len(quantizable_nodes(model, op_types)) - len(float_nodes),
             "float_nodes": list(float_nodes)}
@@ -172,6 +174,19 @@ class _Reader:
     def chunk(self) -> int:
         """The largest chunk of at most CALIBRATION_CHUNK images that divides the set evenly."""
         return max(size for size in range(1, CALIBRATION_CHUNK + 1) if len(self) % size == 0)
+
+
+def _int8_static_or_minmax(model, fp32_path, out_path, calibration, method, float_nodes, scheme) -> dict[str, Any]:
+    """int8-static with ``method``; min/max when a histogram method cannot bin an activation of (near) zero range
+    (numpy's "Too many bins for data range", e.g. a MobileViT activation that calibration never moves)."""
+    try:
+        return _int8_static(model, fp32_path, out_path, calibration, method, float_nodes, scheme)
+    except ValueError as error:
+        if method == "minmax" or "Too many bins" not in str(error):
+            raise
+    recipe = _int8_static(model, fp32_path, out_path, calibration, "minmax", float_nodes, scheme)
+    return {**recipe, "calibration_note": f"{method} calibration could not bin an activation of (near) zero range; "
+                                          "fell back to minmax"}
 
 
 def _int8_static(model, fp32_path, out_path, calibration, method, float_nodes, scheme) -> dict[str, Any]:
