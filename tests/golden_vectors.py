@@ -60,9 +60,14 @@ match exactly in practice; scores go through exp() of a different math library."
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 VIT = PreprocessSpec()  # google/vit-base-patch16-224: 224x224 bilinear, 1/255, mean = std = 0.5
-DEIT = PreprocessSpec(  # facebook/deit-*: shortest edge 256 bicubic, center crop 224, ImageNet statistics
+DEIT = PreprocessSpec(  # shortest edge 256 bicubic, center crop 224, ImageNet statistics (DINOv2's BitImageProcessor)
     resize_mode="shortest_edge", size=None, shortest_edge=256, resample="bicubic", crop_size=(224, 224),
     mean=IMAGENET_MEAN, std=IMAGENET_STD,
+)
+DINOV2 = DEIT  # facebook/dinov2-*: BitImageProcessor, shortest edge 256 bicubic, center crop 224, ImageNet statistics
+MOBILEVIT = PreprocessSpec(  # apple/mobilevit-*: MobileViTImageProcessor, shortest edge 288 bilinear, crop 256,
+    resize_mode="shortest_edge", size=None, shortest_edge=288, resample="bilinear", crop_size=(256, 256),
+    mean=None, std=None, channel_order="BGR",  # 1/255 only (no mean/std), channels flipped to BGR
 )
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[1] / "tests" / "data"
 
@@ -188,6 +193,20 @@ IMAGE_CASES: tuple[ImageCase, ...] = (
         "coffee.png", replace(VIT, size=(17, 23), resample="nearest"), derive=_strip,
     ),
     ImageCase(
+        "mobilevit_bgr_unnormalized",
+        "MobileViT-style: shortest edge 72 bilinear, center crop 40, 1/255 without mean/std, RGB to BGR, NCHW; "
+        "a 150x100 PNG cut from a photo",
+        "chelsea.jpg", replace(MOBILEVIT, shortest_edge=72, crop_size=(40, 40)),
+        derive=lambda photo: photo.crop((120, 40, 270, 140)),
+    ),
+    ImageCase(
+        "dinov2_bicubic_shortest_crop",
+        "DINOv2-style: shortest edge 73 (64 * 256 / 224) bicubic, center crop 64, ImageNet mean/std, NCHW; "
+        "a 90x140 portrait PNG cut from a photo",
+        "astronaut.jpg", replace(DINOV2, shortest_edge=73, crop_size=(64, 64)),
+        derive=lambda photo: photo.crop((50, 20, 140, 160)),
+    ),
+    ImageCase(
         "no_resize_crop_pad",
         "resize 'none', center crop 16x40 wider than the 30x20 image (zero padding left and right)",
         "astronaut.jpg", replace(VIT, resize_mode="none", size=None, crop_size=(16, 40)), derive=_small,
@@ -205,6 +224,12 @@ SELFCHECK_CASES: tuple[SelfCheckCase, ...] = (
         "deit_bicubic_crop_bgr_nhwc",
         "DeiT-style: shortest edge 72 bicubic, center crop 64, ImageNet mean/std, BGR, NHWC; judged by fp32's tolerance",
         replace(DEIT, shortest_edge=72, crop_size=(64, 64), channel_order="BGR", layout="NHWC"), FP32_TOLERANCE,
+    ),
+    SelfCheckCase(
+        "mobilevit_bgr_unnormalized_nchw",
+        "MobileViT-style: shortest edge 96 bilinear, center crop 64, 1/255 without mean/std, BGR, NCHW; judged by "
+        "fp32's tolerance",
+        replace(MOBILEVIT, shortest_edge=96, crop_size=(64, 64)), FP32_TOLERANCE,
     ),
 )
 

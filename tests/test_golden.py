@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.golden_vectors import IMAGE_CASES, write_golden
+from tests.golden_vectors import IMAGE_CASES, IMAGENET_MEAN, SELFCHECK_CASES, write_golden
 from vitedge.runtime.manifest import Manifest
 
 GOLDEN = Path(__file__).resolve().parents[1] / "demo_golden"
@@ -64,6 +64,12 @@ def test_golden_set_covers_the_cases_the_demos_rely_on():
     assert any(spec.channel_order == "BGR" for spec in specs.values())
     assert any(spec.normalization_in_model for spec in specs.values())
     assert any(spec.resize_mode == "shortest_edge" and spec.crop_size for spec in specs.values())
+    # the families' own steps: MobileViT (BGR, 1/255 without mean/std), DINOv2 (bicubic shortest edge + crop)
+    selfchecks = [case.spec for case in SELFCHECK_CASES]
+    for family_specs in (list(specs.values()), selfchecks):
+        assert any(spec.channel_order == "BGR" and spec.mean is None and spec.rescale_factor for spec in family_specs)
+    assert any(spec.resize_mode == "shortest_edge" and spec.resample == "bicubic" and spec.crop_size
+               and spec.mean == IMAGENET_MEAN and spec.layout == "NCHW" for spec in specs.values())
     assert any(case["rgb"]["width"] >= 5 * case["rgb"]["height"] for case in cases.values())  # a panorama
     size = sum(p.stat().st_size for p in GOLDEN.rglob("*") if p.is_file())
     assert size < 2_500_000, f"demo_golden/ is {size} bytes; keep the committed set small"
@@ -71,22 +77,26 @@ def test_golden_set_covers_the_cases_the_demos_rely_on():
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("case_name", "processor"),
+    ("case_name", "kind", "processor"),
     [
-        ("vit_b16_chelsea_jpeg", {"do_resize": True, "size": {"height": 224, "width": 224}, "resample": 2}),
-        ("deit_astronaut_jpeg", {"do_resize": True, "size": {"shortest_edge": 80}, "resample": 3, "do_center_crop": True,
-                                 "crop_size": {"height": 64, "width": 64},
-                                 "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}),
+        ("vit_b16_chelsea_jpeg", "ViT", {"do_resize": True, "size": {"height": 224, "width": 224}, "resample": 2}),
+        ("deit_astronaut_jpeg", "DeiT", {"do_resize": True, "size": {"shortest_edge": 80}, "resample": 3,
+                                         "do_center_crop": True, "crop_size": {"height": 64, "width": 64},
+                                         "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}),
+        ("dinov2_bicubic_shortest_crop", "Bit", {"size": {"shortest_edge": 73}, "crop_size": {"height": 64, "width": 64},
+                                                 "image_mean": [0.485, 0.456, 0.406],
+                                                 "image_std": [0.229, 0.224, 0.225]}),
+        ("mobilevit_bgr_unnormalized", "MobileViT", {"size": {"shortest_edge": 72}, "resample": 2,
+                                                     "crop_size": {"height": 40, "width": 40}}),
     ],
 )
-def test_golden_tensors_equal_hugging_face_image_processors(case_name, processor):
+def test_golden_tensors_equal_hugging_face_image_processors(case_name, kind, processor):
     """The vectors the demos chase are Hugging Face's own preprocessing, not just ours."""
     transformers = pytest.importorskip("transformers")
     folder = GOLDEN / "images" / case_name
     case = json.loads((folder / "case.json").read_text("utf-8"))
     rgb = np.frombuffer((folder / "rgb.u8").read_bytes(), np.uint8).reshape(case["rgb"]["height"], case["rgb"]["width"], 3)
     expected = np.frombuffer((folder / "tensor.f32").read_bytes(), "<f4").reshape(case["tensor"]["shape"])
-    kind = "DeiT" if "do_center_crop" in processor else "ViT"
     image_processor = getattr(transformers, f"{kind}ImageProcessorPil")(**processor)
     actual = image_processor(Image.fromarray(rgb), return_tensors="np")["pixel_values"]
     np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 from pathlib import Path
@@ -10,9 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vitedge.converters.family_preprocess import family_spec, processor_config
 from vitedge.converters.hf_preprocess import default_spec, load_spec, spec_from_processor
 from vitedge.converters.presets import PRESETS
 from vitedge.errors import ConversionError, ModelLoadError, UsageError
+from vitedge.formats import FAMILIES
 from vitedge.runtime.images import load_rgb
 from vitedge.runtime.preprocess import preprocess, preprocess_batch, resized_size
 from vitedge.runtime.preprocess_spec import PreprocessSpec
@@ -88,6 +91,29 @@ def test_preprocess_matches_transformers(kind, photos):
         assert ours.dtype == np.float32
         assert ours.shape == expected.shape, f"{kind} on {image.size}"
         np.testing.assert_array_equal(ours, expected, err_msg=f"{kind} on {image.size}")
+
+
+# Every family's processor (the one `vitedge finetune` writes for a preset or config.json start: MobileViT's with its
+# BGR flip and no normalization, BiT's for DINOv2, BEiT's, DeiT's, ViT's for Swin) in every resize mode, with and
+# without a center crop, at the family's filter and statistics.
+FAMILY_RESIZES = {
+    "exact": {"resize_mode": "exact", "size": (48, 40), "shortest_edge": None},
+    "shortest_edge": {"resize_mode": "shortest_edge", "size": None, "shortest_edge": 48},
+    "none": {"resize_mode": "none", "size": None, "shortest_edge": None},
+}
+
+
+@pytest.mark.parametrize("crop", [None, (40, 36)], ids=["no-crop", "crop"])
+@pytest.mark.parametrize("resize", sorted(FAMILY_RESIZES))
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_family_processors_match_transformers_in_every_resize_mode(family, resize, crop, photos):
+    spec = dataclasses.replace(family_spec(family, 40), crop_size=crop, **FAMILY_RESIZES[resize])
+    config = processor_config(spec, family)
+    processor = _processor(config.pop("image_processor_type").removesuffix("ImageProcessor"), **config)
+    assert spec_from_processor(processor) == spec
+    for image in photos:
+        expected = processor(image, return_tensors="np")["pixel_values"][0]
+        np.testing.assert_array_equal(preprocess(image, spec), expected, err_msg=f"{family} {resize} on {image.size}")
 
 
 def test_batch_matches_transformers(photos):
@@ -250,9 +276,9 @@ def test_load_spec_of_real_configs(model, tmp_path, photos):
     assert raw == config
     # and the spec reproduces the processor transformers loads from that folder (PIL backend)
     processor = transformers.AutoImageProcessor.from_pretrained(folder, backend="pil")
-    for image in photos[:3]:
+    for image in photos:
         expected = processor(image, return_tensors="np")["pixel_values"][0]
-        np.testing.assert_array_equal(preprocess(image, spec), expected)
+        np.testing.assert_array_equal(preprocess(image, spec), expected, err_msg=f"{model} on {image.size}")
 
 
 @pytest.mark.skipif(

@@ -54,7 +54,7 @@ def finetune(
     class_names = read_class_names(data)
     start = build_starting_model(model, class_names, image_size=setup.image_size, patch_size=setup.patch_size,
                                  seed=options.loop.train.seed, allow_pickle=setup.allow_pickle)
-    setup.say(f"reading {data} ({len(class_names)} classes) at {start.image_size}x{start.image_size}")
+    setup.say(f"reading {data} ({len(class_names)} classes) at {start.input_size[1]}x{start.input_size[0]}")
     training_data = load_training_data(data, start.preprocess, val_dir=setup.val_data, val_fraction=options.val_fraction,
                                        seed=options.loop.train.seed, skip_unreadable=options.skip_unreadable)
     setup.say(f"training on {len(training_data.train)} images, validating on {len(training_data.val)}"

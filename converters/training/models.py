@@ -2,7 +2,9 @@
 
 A start is ``preset:NAME`` (that architecture, random init; its image and patch size may be
 changed, as nothing pretrained depends on them), a ``config.json`` file (from scratch), a local
-Hugging Face folder or a hub id (loaded as ``vitedge convert`` loads it).
+Hugging Face folder or a hub id (loaded as ``vitedge convert`` loads it). A random-init start takes
+its family's preprocessing (:mod:`vitedge.converters.family_preprocess`: MobileViT's BGR without
+normalization, DINOv2's shortest edge and crop, …), which the trained folder's processor config keeps.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vitedge.converters.hf_preprocess import default_spec
+from vitedge.converters.family_preprocess import family_spec, processor_config
 from vitedge.converters.loading import load_source
 from vitedge.converters.presets import PRESET_PREFIX, PRESETS, get_preset
 from vitedge.errors import ModelLoadError, UsageError
@@ -35,20 +37,28 @@ class StartingModel:
         size = self.model.config.image_size
         return size if isinstance(size, int) else size[0]
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of the training inputs: the preprocessing's output, else the config's size."""
+        return self.preprocess.output_size or (self.image_size, self.image_size)
+
 
 def _label_config(class_names: tuple[str, ...]) -> dict[str, Any]:
     return {"num_labels": len(class_names), "id2label": dict(enumerate(class_names)),
             "label2id": {name: index for index, name in enumerate(class_names)}}
 
 
-def _from_config(config: Any, description: str, seed: int) -> StartingModel:
+def _from_config(config: Any, description: str, seed: int, spec: PreprocessSpec | None = None) -> StartingModel:
+    """A random-init model; its preprocessing is ``spec``, or its family's at the config's image size."""
     from transformers import AutoModelForImageClassification
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AutoModelForImageClassification.from_config(config)
     size = config.image_size if isinstance(config.image_size, int) else config.image_size[0]
-    return StartingModel(model, default_spec(size), {}, {"model": description, "init": "random", "seed": seed})
+    spec = spec or family_spec(config.model_type, size)
+    return StartingModel(model, spec, processor_config(spec, config.model_type),
+                         {"model": description, "init": "random", "seed": seed})
 
 
 def build_starting_model(
@@ -83,7 +93,8 @@ def build_starting_model(
         preset = get_preset(spec)
         config = preset.build_config(**overrides, **_label_config(class_names))
         _check_sizes(config, spec)
-        return _from_config(config, PRESET_PREFIX + preset.name, seed)
+        # the preset's own preprocessing (DINOv2's is not at its config's size), unless resized
+        return _from_config(config, PRESET_PREFIX + preset.name, seed, None if image_size else preset.preprocess())
     if path.is_file() and path.suffix == ".json":
         try:
             config = AutoConfig.from_pretrained(path)

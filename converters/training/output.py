@@ -17,13 +17,13 @@ from typing import Any
 from torch import nn
 
 from vitedge.converters.atomic import atomic_folder
+from vitedge.converters.family_preprocess import processor_config as family_processor_config
 from vitedge.converters.hf_preprocess import PROCESSOR_CONFIG
 from vitedge.converters.loading import TRAINING_RECORD
 from vitedge.errors import UsageError
 from vitedge.runtime.preprocess_spec import PreprocessSpec
 
 WEIGHTS_KINDS = ("finetuned", "distilled")
-_PIL_RESAMPLE = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "hamming": 5}
 
 
 def check_output(out: Path, *, overwrite: bool) -> None:
@@ -41,20 +41,9 @@ def check_output(out: Path, *, overwrite: bool) -> None:
         )
 
 
-def processor_config_for(spec: PreprocessSpec) -> dict[str, Any]:
-    """A ViTImageProcessor config that reproduces ``spec`` (for sources without their own)."""
-    config: dict[str, Any] = {"image_processor_type": "ViTImageProcessor", "do_resize": spec.resize_mode != "none",
-                              "resample": _PIL_RESAMPLE[spec.resample]}
-    if spec.resize_mode == "exact":
-        config["size"] = {"height": spec.size[0], "width": spec.size[1]}
-    elif spec.resize_mode == "shortest_edge":
-        config["size"] = {"shortest_edge": spec.shortest_edge}
-    if spec.crop_size:
-        config.update(do_center_crop=True, crop_size={"height": spec.crop_size[0], "width": spec.crop_size[1]})
-    config.update(do_rescale=spec.rescale_factor is not None, rescale_factor=spec.rescale_factor or 1 / 255,
-                  do_normalize=spec.mean is not None, image_mean=list(spec.mean or (0.0,) * 3),
-                  image_std=list(spec.std or (1.0,) * 3))
-    return config
+def processor_config_for(spec: PreprocessSpec, model_type: str | None = None) -> dict[str, Any]:
+    """The family's image processor config that reproduces ``spec`` (for sources without their own)."""
+    return family_processor_config(spec, model_type)
 
 
 def save_training_output(
@@ -74,7 +63,7 @@ def save_training_output(
         out: The folder to create.
         spec: The preprocessing the model was trained with.
         processor_config: The source model's ``preprocessor_config.json`` contents; ``{}`` writes
-            one from ``spec``.
+            one for the model's family from ``spec``.
         record: The training record; its ``weights`` must be one of :data:`WEIGHTS_KINDS`.
         overwrite: Replace an earlier training output at ``out``.
         extra_files: name -> file to copy in (e.g. the metrics log).
@@ -83,7 +72,8 @@ def save_training_output(
         raise ValueError(f"record['weights'] must be one of {WEIGHTS_KINDS}")
     with atomic_folder(out, overwrite=overwrite, check=check_output) as work:
         save_weights(model, work)
-        (work / PROCESSOR_CONFIG).write_text(json.dumps(processor_config or processor_config_for(spec), indent=2) + "\n")
+        processor_config = processor_config or processor_config_for(spec, _model_type(model))
+        (work / PROCESSOR_CONFIG).write_text(json.dumps(processor_config, indent=2) + "\n")
         (work / TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n")
         for name, path in (extra_files or {}).items():
             if path.is_file():
@@ -109,5 +99,9 @@ def save_hf_folder(model: nn.Module, folder: Path, spec: PreprocessSpec, record:
     """
     with atomic_folder(folder, overwrite=True, check=None) as work:
         save_weights(model, work)
-        (work / PROCESSOR_CONFIG).write_text(json.dumps(processor_config_for(spec), indent=2) + "\n")
+        (work / PROCESSOR_CONFIG).write_text(json.dumps(processor_config_for(spec, _model_type(model)), indent=2) + "\n")
         (work / TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _model_type(model: nn.Module) -> str | None:
+    return getattr(getattr(model, "config", None), "model_type", None)

@@ -65,6 +65,25 @@ final class ManifestTests: XCTestCase {
         XCTAssertEqual(rgb.pixels, [1, 2, 3, 4, 5, 6])
     }
 
+    func testMobileViTStepsFlipToBGRWithoutNormalizing() {
+        // MobileViT's processor: 1/255 only (no mean/std: the same as mean 0, std 1), channels flipped to BGR
+        let image = RGBImage(width: 2, height: 1, pixels: [10, 20, 30, 255, 0, 127])
+        var unnormalized = PreprocessSpec()
+        unnormalized.size = Size(height: 1, width: 2)
+        unnormalized.mean = nil
+        unnormalized.std = nil
+        var zeroOne = unnormalized
+        zeroOne.mean = [0, 0, 0]
+        zeroOne.std = [1, 1, 1]
+        var bgr = unnormalized
+        bgr.bgr = true
+        func scaled(_ values: [Int]) -> [Float] { values.map { Float(Double($0) * (1.0 / 255)) } }
+        let rgbPlanes = scaled([10, 255, 20, 0, 30, 127]) // NCHW: the R plane, then G, then B
+        XCTAssertEqual(Preprocessor(spec: unnormalized).tensor(image), rgbPlanes)
+        XCTAssertEqual(Preprocessor(spec: zeroOne).tensor(image), rgbPlanes)
+        XCTAssertEqual(Preprocessor(spec: bgr).tensor(image), scaled([30, 127, 20, 0, 10, 255]))
+    }
+
     func testSoftmaxAndStableOrder() {
         let top = TopK.topK([1, 3, 3, -1], k: 3) { "c\($0)" }
         XCTAssertEqual(top.map { $0.index }, [1, 2, 0])

@@ -14,6 +14,20 @@ class CoreUnitTest {
     }
 
     @Test
+    fun mobileVitStepsFlipToBgrWithoutNormalizing() {
+        // MobileViT's processor: 1/255 only (no mean/std: the same as mean 0, std 1), channels flipped to BGR
+        val image = RgbImage(2, 1, byteArrayOf(10, 20, 30, -1, 0, 127))
+        val unnormalized = PreprocessSpec(size = Size(1, 2), mean = null, std = null)
+        val zeroOne = PreprocessSpec(size = Size(1, 2), mean = doubleArrayOf(0.0, 0.0, 0.0), std = doubleArrayOf(1.0, 1.0, 1.0))
+        val bgr = PreprocessSpec(size = Size(1, 2), mean = null, std = null, bgr = true)
+        fun scaled(vararg values: Int) = values.map { (it.toDouble() * (1.0 / 255)).toFloat() }.toFloatArray()
+        val rgbPlanes = scaled(10, 255, 20, 0, 30, 127) // NCHW: the R plane, then G, then B
+        assertArrayEquals(rgbPlanes, Preprocessor(unnormalized).tensor(image), 0f)
+        assertArrayEquals(rgbPlanes, Preprocessor(zeroOne).tensor(image), 0f)
+        assertArrayEquals(scaled(30, 127, 20, 0, 10, 255), Preprocessor(bgr).tensor(image), 0f)
+    }
+
+    @Test
     fun sameSizeResizeIsACopy() {
         val image = RgbImage(2, 1, byteArrayOf(1, 2, 3, 4, 5, 6))
         val copy = PillowResize.resize(image, 2, 1, Resample.BICUBIC)
