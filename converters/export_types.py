@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from vitedge.converters.token_merging_option import AUTO, parse_token_merging
 from vitedge.errors import UsageError
 from vitedge.runtime.manifest import InputSpec, OutputsSpec
 from vitedge.runtime.preprocess_spec import PreprocessSpec
@@ -49,6 +50,9 @@ class ExportOptions:
         keep_float: Layers to leave in float (names as ``vitedge diagnose`` prints them: torch module
             paths such as ``vit.layers.3.mlp.fc1``, globs, or a whole block such as ``vit.layers.3``);
             each format maps them onto its own ops (:mod:`vitedge.converters.layer_names`).
+        token_merging: Token merging (ToMe): R tokens merged in every block (0: off, the unmerged graph),
+            a tuple with one count per block, or ``"auto"``: the largest R whose top-1 drop against the
+            unmerged model stays within ``max_accuracy_drop`` (:mod:`vitedge.converters.token_merging`).
     """
 
     precision: str = "fp32"
@@ -64,6 +68,7 @@ class ExportOptions:
     target: str | None = None
     max_accuracy_drop: float | None = None
     keep_float: tuple[str, ...] = ()
+    token_merging: int | tuple[int, ...] | str = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.keep_float, str) or not all(isinstance(p, str) and p.strip() for p in self.keep_float):
@@ -85,6 +90,10 @@ class ExportOptions:
             raise UsageError(f"calibration samples must be at least 1, got {self.calibration_samples}")
         if self.max_accuracy_drop is not None and not 0 <= self.max_accuracy_drop <= 100:
             raise UsageError(f"max accuracy drop is in points (0-100), got {self.max_accuracy_drop}")
+        object.__setattr__(self, "token_merging", parse_token_merging(self.token_merging))
+        if self.token_merging == AUTO and self.max_accuracy_drop is None:
+            raise UsageError("--token-merging auto chooses R by an accuracy budget: none was given",
+                             hint="add --max-accuracy-drop POINTS (e.g. 1), or pass a number R")
 
     def changed(self) -> tuple[str, ...]:
         """Names of the options set to something other than their default (precision aside)."""

@@ -11,6 +11,7 @@ manifest records the failure, and a warning says so.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 from vitedge.converters.atomic import atomic_folder, check_destination
 from vitedge.converters.export_types import DEFAULT_VALIDATION_SAMPLES, ExportedModel, ExportOptions
 from vitedge.converters.loading import SourceModel, load_source
+from vitedge.converters.rewrites import rewritten_export
 from vitedge.converters.stages import (
     ConversionResult,
     describe,
@@ -25,9 +27,11 @@ from vitedge.converters.stages import (
     validation_hint,
     warn_if_failed,
 )
+from vitedge.converters.token_merging_option import AUTO, is_off
 from vitedge.converters.validate import validation_image_paths
 from vitedge.errors import UsageError
 from vitedge.formats import Format, get_format, load_entry_point
+from vitedge.runtime.manifest import TokenMergingInfo
 
 
 def convert(
@@ -84,7 +88,15 @@ def convert(
         stage(f"loading {model}")
     source = model if isinstance(model, SourceModel) else load_source(model, revision=revision, allow_pickle=allow_pickle)
     fmt.check_family(source.model.config.model_type, precision, export_options)  # an op the format lacks
-    if validation_images is None and _learned_int8_ranges(source, fmt, precision, export_options):
+    learned_ranges = validation_images is None and _learned_int8_ranges(source, fmt, precision, export_options)
+    token_merging = None
+    if not is_off(export_options.token_merging):  # the exporter gets the token-merged model (and R resolved)
+        from vitedge.converters.token_merging.apply import prepare_token_merging
+
+        merged = prepare_token_merging(source, export_options, samples=validation_samples,
+                                       images_dir=validation_images, stage=stage)
+        source, export_options, token_merging = merged.source, merged.options, merged.info
+    if learned_ranges:
         from vitedge.converters.training.qat_export import export_int8_matmuls
 
         stage("int8-static with the activation ranges quantization-aware training learned (vitedge_qat.json)")
@@ -93,7 +105,7 @@ def convert(
     else:
         result = _export_validated(fmt, source, out_path, export_options, overwrite=overwrite, stage=stage,
                                    samples=validation_samples, images_dir=validation_images,
-                                   strict=not accept_failed_validation)
+                                   strict=not accept_failed_validation, token_merging=token_merging)
     if accept_failed_validation:  # otherwise a failed validation raised
         warn_if_failed(result)
     return result
@@ -110,18 +122,28 @@ def _export_validated(
     samples: int,
     images_dir: str | os.PathLike | None,
     strict: bool,
+    token_merging: TokenMergingInfo | None = None,
 ) -> ConversionResult:
     """Export, describe and validate into a work folder that becomes ``out_path`` only when all went well."""
     exporter = load_entry_point(fmt.exporter)
     with atomic_folder(out_path, overwrite=overwrite) as work:
         stage(f"exporting to {fmt.title} {options.precision}")
-        exported: ExportedModel = exporter(source, work, options)
-        manifest = describe(fmt, options.precision, work, exported, source)
+        exported: ExportedModel = rewritten_export(exporter, source, work, options)
+        manifest = dataclasses.replace(describe(fmt, options.precision, work, exported, source),
+                                       token_merging=token_merging)
         manifest.write(work)
         stage(f"validating against the torch fp32 model on {samples} inputs")
         manifest = validate_into_manifest(fmt, work, manifest, source, samples=samples, images_dir=images_dir,
-                                          hint=validation_hint(fmt, options.precision), strict=strict)
+                                          hint=_hint(fmt, options.precision, token_merging), strict=strict)
     return ConversionResult(out_path, manifest)
+
+
+def _hint(fmt: Format, precision: str, token_merging: TokenMergingInfo | None) -> str:
+    hint = validation_hint(fmt, precision)
+    if token_merging is None or precision == "fp32":
+        return hint
+    return (hint + "; or a smaller --token-merging R (reduced precision can flip which tokens merge, and a small "
+            "model's few tokens make each merge count)")
 
 
 def _learned_int8_ranges(source: SourceModel, fmt: Format, precision: str, options: ExportOptions) -> bool:
@@ -138,7 +160,8 @@ def _learned_int8_ranges(source: SourceModel, fmt: Format, precision: str, optio
 
 def check_options(fmt: Format, options: ExportOptions) -> None:
     """Reject, in one place, options the format does not take."""
-    unsupported = [name for name in options.changed() if name not in fmt.options]
+    spent = {"max_accuracy_drop"} if options.token_merging == AUTO else set()  # that budget chooses R
+    unsupported = [name for name in options.changed() if name not in fmt.options and name not in spent]
     if unsupported:
         accepted = ", ".join(fmt.options) or "none"
         raise UsageError(

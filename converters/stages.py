@@ -87,6 +87,8 @@ def validate_into_manifest(
     """
     support = fmt.support(manifest.precision)
     report = validator_for(fmt)(work, source, tolerance_for(support, source), samples=samples, images_dir=images_dir)
+    if manifest.token_merging is not None:  # the reference is the token-merged model: say so
+        report = dataclasses.replace(report, reference=f"{report.reference}, token-merged as token_merging says")
     if strict and not report.passed:
         raise ValidationFailedError(
             f"the {fmt.title} {manifest.precision} artifact does not match the torch fp32 model: "

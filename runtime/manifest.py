@@ -159,6 +159,26 @@ class ValidationReport:
 
 
 @dataclass(frozen=True)
+class TokenMergingInfo:
+    """Token merging (ToMe) built into the graph: what was merged where, and what it costs.
+
+    ``schedule[i]`` tokens merge in block ``i``, which ``tokens[i]`` tokens enter (static counts: the
+    graph's shapes); ``r`` is the constant R asked for or chosen by an accuracy ``budget`` (None for a
+    schedule per block). The artifact's ``validation`` is against the token-merged torch fp32 model;
+    ``against_unmerged`` measures that model against the unmerged one (the accuracy cost).
+    """
+
+    method: str
+    schedule: tuple[int, ...]
+    tokens: tuple[int, ...]
+    final_tokens: int
+    protected_tokens: int
+    r: int | None = None
+    against_unmerged: dict[str, Any] | None = None
+    budget: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class Manifest:
     """The whole manifest. Build one in the converters; read one with :func:`read_manifest`."""
 
@@ -174,6 +194,7 @@ class Manifest:
     validation: ValidationReport | None = None
     entry: str | None = None
     selfcheck: SelfCheckFiles | None = None
+    token_merging: TokenMergingInfo | None = None
     schema: str = SCHEMA
 
     @property
@@ -200,6 +221,8 @@ class Manifest:
         data = asdict(self)
         if self.selfcheck is None:  # artifacts without a self-check keep the manifest they always had
             del data["selfcheck"]
+        if self.token_merging is None:  # only token-merged artifacts carry the field
+            del data["token_merging"]
         if self.validation is not None and self.validation.execution is None:  # only backends that report it
             del data["validation"]["execution"]
         data["labels"] = {str(index): label for index, label in sorted(self.labels.items())}
@@ -245,6 +268,7 @@ class Manifest:
                 validation=None if validation is None else _validation_from_dict(validation),
                 entry=data.get("entry"),
                 selfcheck=_selfcheck_from_dict(data.get("selfcheck")),
+                token_merging=_token_merging_from_dict(data.get("token_merging")),
             )
         except ArtifactError:
             raise
@@ -256,6 +280,12 @@ def _selfcheck_from_dict(data: dict[str, Any] | None) -> SelfCheckFiles | None:
     if data is None:
         return None
     return SelfCheckFiles(index=data["index"], files=tuple(FileEntry(**entry) for entry in data["files"]))
+
+
+def _token_merging_from_dict(data: dict[str, Any] | None) -> TokenMergingInfo | None:
+    if data is None:
+        return None
+    return TokenMergingInfo(**{**data, "schedule": tuple(data["schedule"]), "tokens": tuple(data["tokens"])})
 
 
 def _validation_from_dict(data: dict[str, Any]) -> ValidationReport:

@@ -203,6 +203,23 @@ def _validation() -> dict[str, Any]:
     return {**report, "type": ["object", "null"]}
 
 
+def _token_merging() -> dict[str, Any]:
+    count = _integer(0, MAX_INT32, "a token count (>= 0)")
+    counts = {"type": "array", "minItems": 1, "items": count, "description": "a token count per block"}
+    block = _obj({
+        "method": _string(),
+        "schedule": counts,
+        "tokens": counts,
+        "final_tokens": count,
+        "protected_tokens": count,
+        "r": _integer(0, MAX_INT32, "the constant R (tokens merged per block) or null for a schedule", nullable=True),
+        "against_unmerged": {"type": ["object", "null"]},
+        "budget": {"type": ["object", "null"]},
+    }, ("method", "schedule", "tokens", "final_tokens", "protected_tokens"),
+        description="token merging (ToMe) built into the graph: tokens merged and tokens entering each block")
+    return {**block, "type": ["object", "null"]}
+
+
 def build_schema() -> dict[str, Any]:
     """The JSON Schema of ``manifest.json`` (draft 2020-12), from the format and weight registries."""
     version = {"type": "string", "pattern": f"^{re.escape(SCHEMA_FAMILY)}/0*[0-{SCHEMA_VERSION}]{_END}",
@@ -228,6 +245,7 @@ def build_schema() -> dict[str, Any]:
             "validation": _validation(),
             "entry": _file_path(nullable=True),
             "selfcheck": _selfcheck(),
+            "token_merging": _token_merging(),
         },
         "$defs": _defs(),
     }

@@ -29,6 +29,7 @@ from vitedge.converters.export_types import (
     ExportOptions,
 )
 from vitedge.converters.layer_names import parse_patterns
+from vitedge.converters.token_merging_option import parse_token_merging
 from vitedge.errors import UsageError, VitedgeError
 from vitedge.formats import FORMATS, PRECISIONS
 from vitedge.runtime.native_noise import DEBUG_VARIABLE
@@ -152,7 +153,11 @@ def _add_export_options(convert: argparse.ArgumentParser, defaults: ExportOption
                          help=f"ONNX graph: {_described_choices(graphs, defaults.graph, ' or ')}")
     convert.add_argument("--max-accuracy-drop", type=float, metavar="POINTS",
                          help="int8: keep the most sensitive layers in float until top-1 agreement with fp32 "
-                              "drops by at most this many points")
+                              "drops by at most this many points; with --token-merging auto, the budget that chooses R")
+    convert.add_argument("--token-merging", metavar="R|R1,R2,…|auto",
+                         help="ViT/DeiT: merge R similar tokens in every block (ToMe; fewer tokens, faster), or one R "
+                              "per block; auto: the largest R whose top-1 agreement with the unmerged model drops by at "
+                              "most --max-accuracy-drop points (then spent on R, not on int8); default 0: off")
     convert.add_argument("--keep-float", action="append", metavar="LAYERS",
                          help="leave these layers unquantized: names as vitedge diagnose prints them "
                               "(vit.layers.3.mlp.fc1), globs, or a whole block (vit.layers.3); comma-separated or repeated")
@@ -326,12 +331,13 @@ def _image_paths(inputs: Sequence[str]) -> list[str]:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from vitedge.converters import convert
-    from vitedge.render import human_bytes, validation_text
+    from vitedge.render import human_bytes, token_merging_text, validation_text
 
     given = {name: getattr(args, name) for name in ("calibration", "calibration_samples", "calibration_method", "input_layout")}
     options = ExportOptions(opset=args.opset, exporter=args.exporter, graph=args.graph,
                             max_accuracy_drop=args.max_accuracy_drop, input_type=args.input_type, target=args.target,
                             keep_float=parse_patterns(args.keep_float or ()),
+                            token_merging=parse_token_merging(args.token_merging or "0"),
                             **{name: value for name, value in given.items() if value is not None})
     result = convert(
         args.model, to=args.to, out=args.out, precision=args.precision, overwrite=args.overwrite,
@@ -347,6 +353,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     size = sum(entry.bytes for entry in manifest.files)
     print(f"wrote {result.path} ({manifest.format} {manifest.precision}, {human_bytes(size)})")
     print(f"validation: {validation_text(manifest.validation)}")
+    if manifest.token_merging is not None:
+        print(f"token merging: {token_merging_text(manifest.token_merging)}")
     if manifest.is_random_init:
         print("note: random-init weights (a preset): good for latency work, its predictions are meaningless")
     return 0

@@ -9,10 +9,12 @@ def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine similarity of each row of ``a`` with the same row of ``b`` (float64)."""
     a = np.asarray(a, np.float64).reshape(len(a), -1)
     b = np.asarray(b, np.float64).reshape(len(b), -1)
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    norms_a, norms_b = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    norms = norms_a * norms_b
     dots = (a * b).sum(axis=1)
     # two all-zero rows are identical; one zero row against a non-zero one is orthogonal
-    return np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0), np.where(dots == 0, 1.0, 0.0))
+    both_zero = (norms_a == 0) & (norms_b == 0)
+    return np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0), np.where(both_zero, 1.0, 0.0))
 
 
 def top1_agreement(reference_logits: np.ndarray, candidate_logits: np.ndarray) -> float:

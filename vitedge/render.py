@@ -130,6 +130,8 @@ def manifest_text(manifest: Any, path: str) -> str:
     if isinstance(m.conversion.recipe.get("delegation"), dict):
         lines.append("delegation    " + delegation_text(m.conversion.recipe["delegation"]))
     lines.append("validation    " + (validation_text(m.validation) if m.validation else "none"))
+    if getattr(m, "token_merging", None) is not None:
+        lines.append("token merging " + token_merging_text(m.token_merging))
     selfcheck = getattr(m, "selfcheck", None)
     lines.append("self-check    " + (f"{selfcheck.index} + {len(selfcheck.files) - 1} file(s), "
                                      f"{human_bytes(sum(e.bytes for e in selfcheck.files))}: vitedge verify runs it"
@@ -150,6 +152,20 @@ def validation_text(report: Any) -> str:
         f"min logits cosine {report.min_logits_cosine:.6f}{embedding}, max abs logits diff {report.max_abs_diff_logits:.3g}"
         + execution_text(report.execution)
     )
+
+
+def token_merging_text(info: Any) -> str:
+    """``"R = 8: 197 -> 101 tokens over 12 blocks; top-1 agreement with the unmerged model 100.00% on 32 images"``."""
+    asked = f"R = {info.r}" if info.r is not None else "a schedule per block"
+    text = f"{asked}: {info.tokens[0]} -> {info.final_tokens} tokens over {len(info.schedule)} blocks"
+    against = info.against_unmerged
+    if against:
+        text += (f"; top-1 agreement with the unmerged model {against['top1_agreement']:.2%} on {against['samples']} "
+                 f"inputs (min logits cosine {against['min_logits_cosine']:.4f})")
+    if info.budget:
+        text += (f"; chosen within a {info.budget['max_drop_points']:g}-point budget "
+                 f"({info.budget['drop_points']:g} points on {info.budget['images']} budget images)")
+    return text
 
 
 def execution_text(execution: dict[str, str] | None) -> str:

@@ -109,6 +109,10 @@ def _check_parity(outcome: VerifyOutcome, folder: Path, manifest: Manifest, *, a
         return
     if source.info.weights_sha256 and manifest.source.weights_sha256 and source.info.weights_sha256 != manifest.source.weights_sha256:
         outcome.lines.append(f"note: {model} has other weights than the artifact was made from (weights sha256 differs)")
+    if manifest.token_merging is not None:  # the artifact reproduces the token-merged model
+        from vitedge.converters.token_merging.model import plan_for, token_merged_source
+
+        source = token_merged_source(source, plan_for(source, tuple(manifest.token_merging.schedule)))
     fmt = get_format(manifest.format)
     tolerance = tolerance_for(fmt.support(manifest.precision), source)
     on_device = {} if device is None else {"device": device}  # only formats with devices take one

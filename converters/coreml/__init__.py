@@ -2,5 +2,5 @@
 
 ``export`` is the registry's exporter; ``quantize`` holds the compression recipes (int8/int4 weights,
 palettization); ``validate`` is the registry's validator (it simulates the compressed program in torch
-where Core ML cannot run); ``checks``, ``mlpackage``, ``simulate``, ``image`` and ``compat`` support them.
+where Core ML cannot run); ``checks``, ``mlpackage``, ``simulate``, ``image``, ``batchnorm`` and ``compat`` support them.
 """

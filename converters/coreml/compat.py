@@ -46,7 +46,35 @@ def coremltools() -> Any:
     except ImportError:
         raise ConversionError("Core ML conversion needs coremltools, which is not installed",
                               hint="pip install 'vitedge[convert]'") from None
+    _fix_scalar_casts()
     return ct
+
+
+def _fix_scalar_casts() -> None:
+    """Let coremltools 9.0's torch frontend cast one-element shape values under NumPy >= 2.4.
+
+    Its ``_cast`` (behind ``aten::Int``, which a traced ``x.shape[i] // n`` becomes: Swin, BEiT, DINOv2,
+    MobileViT) calls ``int()`` on a folded constant of shape (1,), which NumPy 2.4 refuses ("only
+    0-dimensional arrays can be converted to Python scalars"; coremltools issue 2633, fixed after 9.0 by
+    pull request 2632). Such a constant is cast through ``.item()``; everything else goes to the original.
+    """
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil.frontend.torch import ops
+
+    original = ops._cast
+    if getattr(original, "vitedge_fixed", False):
+        return
+
+    def _cast(context, node, dtype, dtype_name):
+        (x,) = ops._get_inputs(context, node, expected=1)
+        value = x.val if x.can_be_folded_to_const() else None
+        if value is not None and getattr(value, "shape", ()) and getattr(value, "size", 0) == 1:
+            context.add(mb.const(val=dtype(value.item()), name=node.name), node.name)
+        else:
+            original(context, node, dtype, dtype_name)
+
+    _cast.vitedge_fixed = True
+    ops._cast = _cast
 
 
 def check_target(target: str, *, minimum: str, precision: str) -> str:

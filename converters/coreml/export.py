@@ -25,6 +25,7 @@ from torch import nn
 
 from vitedge._version import __version__
 from vitedge.converters.adapters import TwoOutputClassifier
+from vitedge.converters.coreml.batchnorm import fold_batch_norms
 from vitedge.converters.coreml.compat import (
     check_target,
     coremltools,
@@ -40,9 +41,11 @@ from vitedge.converters.coreml.quantize import (
     compress,
     float_weights,
     get_recipe,
+    not_weights,
 )
 from vitedge.converters.export_types import ExportedModel, ExportOptions
 from vitedge.converters.loading import SourceModel
+from vitedge.converters.rewrites import apply_rewrites
 from vitedge.errors import ConversionError, UsageError, VitedgeError
 from vitedge.runtime.manifest import InputSpec, OutputsSpec
 
@@ -70,8 +73,12 @@ class CoreMLHead(nn.Module):
 
 
 def coreml_module(source: SourceModel, plan: ImageInputPlan | None) -> CoreMLHead:
-    """A copy of the source model as Core ML will see it (the std folded in for an image input)."""
+    """A copy of the source model as Core ML will see it: the std folded in for an image input, BatchNorms
+    folded into their convolutions, and the export rewrites applied for good (the simulation then runs what
+    was converted, weight for weight)."""
     model = copy.deepcopy(source.model).float().eval()
+    apply_rewrites(model, source.image_size)
+    fold_batch_norms(model)
     if plan is not None and plan.folded_std is not None:
         fold_std_into_patch_embedding(model, plan.folded_std)
     return CoreMLHead(TwoOutputClassifier(model)).eval()
@@ -155,7 +162,8 @@ def _convert(module: CoreMLHead, size: int, plan: ImageInputPlan | None, recipe:
         )
     layers = [name.removeprefix(MODEL_PREFIX) for name, layer in module.named_modules()
               if name.startswith(MODEL_PREFIX) and isinstance(layer, (nn.Linear, nn.Conv2d))]
-    mlmodel = compress(mlmodel, recipe, float_weights(mlmodel, recipe, keep_float, layers))
+    kept = float_weights(mlmodel, recipe, keep_float, layers) + (not_weights(mlmodel, module) if recipe.method else ())
+    mlmodel = compress(mlmodel, recipe, kept)
     # The classifier goes on last: coremltools' weight compression does not take classifier models.
     with quiet():
         return ct.convert(

@@ -12,8 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from torch import nn
+
 from vitedge.converters.coreml.compat import coremltools, program_of, quiet
 from vitedge.converters.layer_names import select
+from vitedge.converters.rewrites.patching import AT_EXPORT
 from vitedge.errors import UsageError
 
 #: Where the Hugging Face model sits inside the traced module (CoreMLHead.classifier.model).
@@ -116,6 +119,18 @@ def float_weights(mlmodel: Any, recipe: CoreMLRecipe, patterns: Sequence[str], l
                if op.op_type == "const" and (path := weight_module(op.name, layers))}
     kept = set(select(patterns, sorted(set(weights.values())), where="this Core ML model"))
     return tuple(name for name, path in weights.items() if path in kept)
+
+
+def not_weights(mlmodel: Any, module: nn.Module) -> tuple[str, ...]:
+    """The const ops of ``mlmodel`` that are no weight of the traced ``module``: constants coremltools folded
+    (Swin's shifted-window masks plus position biases) and those the export rewrites computed (DINOv2's
+    position table; names ending in ``_at_export``). They are activations computed once, not weights, and
+    keep the compute precision; compressing only the weights is also what the simulation maps back."""
+    weights = {name.replace(".", "_") for name, _ in module.named_parameters() if AT_EXPORT not in name}
+    return tuple(
+        op.name for op in program_of(mlmodel).functions["main"].operations
+        if op.op_type == "const" and not any(op.name == w or op.name.startswith(w + "_") for w in weights)
+    )
 
 
 def compress(mlmodel: Any, recipe: CoreMLRecipe, float_weight_ops: Sequence[str] = ()) -> Any:

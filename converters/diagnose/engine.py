@@ -136,8 +136,23 @@ def diagnose(
     source = against if isinstance(against, SourceModel) else load_source(str(against), allow_pickle=allow_pickle)
     for folder, manifest, _ in manifests:
         check_pair(folder, manifest, source)  # all refusals before the slow part
+    source = _as_merged(source, [manifest for _, manifest, _ in manifests])
     reference = _Reference.of(source, samples, images_dir)
     return [_diagnose_one(folder, manifest, fmt, reference) for folder, manifest, fmt in manifests]
+
+
+def _as_merged(source: SourceModel, manifests: Sequence[Manifest]) -> SourceModel:
+    """The torch model the artifacts reproduce: token-merged as theirs are (one schedule for all of them)."""
+    schedules = {None if m.token_merging is None else tuple(m.token_merging.schedule) for m in manifests}
+    if len(schedules) > 1:
+        raise UsageError("these artifacts merge tokens differently (token_merging in their manifests): "
+                         "diagnose compares all of them with one torch model", hint="diagnose them one at a time")
+    (schedule,) = schedules
+    if schedule is None:
+        return source
+    from vitedge.converters.token_merging.model import plan_for, token_merged_source
+
+    return token_merged_source(source, plan_for(source, schedule))
 
 
 @dataclass(frozen=True)

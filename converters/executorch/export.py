@@ -30,7 +30,7 @@ from vitedge.converters.executorch.delegation import (
     warn_if_matmuls_undelegated,
 )
 from vitedge.converters.executorch.layernorm import layer_norms_for_xnnpack
-from vitedge.converters.executorch.quantize import CHOSEN, ExecuTorchRecipe, pt2e_quantize, recipe_for
+from vitedge.converters.executorch.quantize import ExecuTorchRecipe, chosen_for, pt2e_quantize, recipe_for
 from vitedge.converters.export_types import ExportedModel, ExportOptions
 from vitedge.converters.layer_names import select
 from vitedge.converters.loading import SourceModel
@@ -53,12 +53,12 @@ MODEL_PREFIX = "model."
 
 
 def export_executorch(source: SourceModel, workdir: Path, options: ExportOptions) -> ExportedModel:
-    """Export ``source`` as ``workdir/model.pte`` at ``options.precision`` (recipe: :data:`CHOSEN`).
+    """Export ``source`` as ``workdir/model.pte`` at ``options.precision`` (recipe: :func:`.quantize.recipe_for`).
 
     Raises:
         ConversionError: executorch is not installed, or torch.export, the quantizer or the lowering failed.
     """
-    return export_with_recipe(source, workdir, options, recipe_for(options.precision))
+    return export_with_recipe(source, workdir, options, recipe_for(options.precision, _family(source)))
 
 
 def export_with_recipe(source: SourceModel, workdir: Path, options: ExportOptions,
@@ -90,7 +90,7 @@ def export_with_recipe(source: SourceModel, workdir: Path, options: ExportOption
         ) from error
     (workdir / MODEL_FILE).write_bytes(program)
     warn_if_matmuls_undelegated(delegation, f"ExecuTorch {recipe.precision} ({recipe.name})")
-    choice = CHOSEN[recipe.precision]
+    choice = chosen_for(recipe.precision, _family(source))
     return ExportedModel(
         files=(MODEL_FILE,),
         input=InputSpec(name=INPUT_NAME, layout="NCHW", dtype="float32", shape=tuple(sample[0].shape),
@@ -112,6 +112,10 @@ def export_with_recipe(source: SourceModel, workdir: Path, options: ExportOption
         tools=_tool_versions(),
         calibration=None if calibration is None else calibration.describe(CALIBRATION_METHOD),
     )
+
+
+def _family(source: SourceModel) -> str | None:
+    return getattr(source.model.config, "model_type", None)
 
 
 def float_layers(recipe: ExecuTorchRecipe, patterns: Sequence[str], model: nn.Module) -> tuple[str, ...]:

@@ -22,8 +22,12 @@ from vitedge.errors import UsageError
 
 QUANTIZATIONS = ("none", "dynamic", "static")
 #: ``all``: the quantizer's global config (every op XNNPACKQuantizer annotates: linear, conv, add, mul, cat);
-#: ``linear``: only Linear and Conv2d modules (the residual adds, LayerNorm and softmax stay float).
-OPERATORS = ("all", "linear")
+#: ``linear``: only Linear modules (convolutions, the residual adds, LayerNorm and softmax stay float);
+#: ``linear-conv``: Linear modules and every 2-D convolution (MobileViT V2's attention and MLP are 1x1 convolutions).
+OPERATORS = ("all", "linear", "linear-conv")
+#: What each ``operators`` quantizes, for the manifest.
+OPERATOR_TEXT = {"all": "set_global", "linear": "Linear modules only; convolutions stay float",
+                 "linear-conv": "Linear modules and convolutions"}
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ class ExecuTorchRecipe:
         """The manifest's view of the recipe."""
         quantizer = "none" if self.quantization == "none" else (
             f"XNNPACKQuantizer (PT2E), symmetric per-channel weights, {self.quantization} activations, "
-            + ("set_global" if self.operators == "all" else "Linear and Conv2d modules only"))
+            + OPERATOR_TEXT[self.operators])
         return {
             "name": self.name,
             "quantizer": quantizer,
@@ -84,6 +88,11 @@ RECIPES: dict[str, ExecuTorchRecipe] = {
                          "int8 per-channel", "int8", layer_norm=False),  # set_global would quantize its adds and muls
         ExecuTorchRecipe("xnnpack-static-w8a8-linear", "int8-static", "static", "linear", KERNEL,
                          "int8 per-channel", "int8 (Linear inputs)"),
+        # Families with convolutions (tests/test_families.py; FAMILY_CHOSEN says which and why).
+        ExecuTorchRecipe("xnnpack-dynamic-wi8-linear", "int8-dynamic", "dynamic", "linear", KERNEL,
+                         "int8 per-channel (Linear)", "int8 (dynamic, Linear inputs)"),
+        ExecuTorchRecipe("xnnpack-static-w8a8-linear-conv", "int8-static", "static", "linear-conv", KERNEL,
+                         "int8 per-channel (Linear, convolutions)", "int8 (Linear and convolution inputs)"),
         # ExecuTorch's documented recipe, as a user would write it: the peer.
         ExecuTorchRecipe("executorch-docs-fp32", "fp32", "none", "all", None, "float32", "float32", layer_norm=False),
         ExecuTorchRecipe("executorch-docs-dynamic-wi8", "int8-dynamic", "dynamic", "all", None,
@@ -98,13 +107,15 @@ RECIPES: dict[str, ExecuTorchRecipe] = {
 CHOSEN: dict[str, Choice] = {
     "fp32": Choice(
         "xnnpack-fp32",
-        "the reference; the bmm attention leaves only LayerNorm and the [CLS] token outside XNNPACK (ViT-B/16: 26 "
-        "subgraphs, 27 portable nodes; the docs recipe: 50 and 214) and ran ~1.2x faster than the docs recipe",
+        "the reference; the bmm attention and the LayerNorm rewrite leave only the [CLS] token's copies outside "
+        "XNNPACK (ViT-B/16: 2 portable nodes; without the rewrite 26 subgraphs and 27; the docs recipe: 50 and 214); "
+        "~1.2x faster than the docs recipe before the rewrite",
     ),
     "int8-dynamic": Choice(
         "xnnpack-dynamic-wi8",
-        "25% of fp32's size, ~3x faster than fp32 and ~1.7x faster than the docs recipe on ViT-B/16; min logits "
-        "cosine >= 0.9987 and 100% top-1 agreement on the tiny and the trained ViTs",
+        "25% of fp32's size, ~3x faster than fp32 and ~1.7x faster than the docs recipe on ViT-B/16; the LayerNorm "
+        "rewrite (38 -> 14 XNNPACK subgraphs, no portable LayerNorm) ran 0.82x of the same recipe without it; min "
+        "logits cosine >= 0.9987 and 100% top-1 agreement on the tiny and the trained ViTs",
     ),
     "int8-static": Choice(
         "xnnpack-static-w8a8-linear",
@@ -114,8 +125,26 @@ CHOSEN: dict[str, Choice] = {
 }
 
 
-def recipe_for(precision: str) -> ExecuTorchRecipe:
-    """The recipe the exporter uses for ``precision``."""
+#: Families whose convolutions change the choice: (model type, precision) -> the recipe. Measured through the runtime
+#: on the tests' tiny presets (random weights) and on the family study's trained minis (benchmarks/studies/families_*).
+FAMILY_CHOSEN: dict[tuple[str, str], Choice] = {
+    ("mobilevit", "int8-dynamic"): Choice(
+        "xnnpack-dynamic-wi8-linear",
+        "its transformer's Linear layers int8, its convolutions float: with set_global XNNPACK takes the dynamically "
+        "quantized convolutions and then fails at run time (\"Propagating input shapes failed\")",
+    ),
+}
+
+
+def chosen_for(precision: str, family: str | None = None) -> Choice:
+    """The choice for ``precision``, ``family``'s own where it has one (:data:`FAMILY_CHOSEN`)."""
+    return FAMILY_CHOSEN.get((family, precision)) or CHOSEN[precision]
+
+
+def recipe_for(precision: str, family: str | None = None) -> ExecuTorchRecipe:
+    """The recipe the exporter uses for ``precision`` (and ``family``, a Hugging Face model type)."""
+    if (family, precision) in FAMILY_CHOSEN:
+        return RECIPES[FAMILY_CHOSEN[family, precision].recipe]
     return chosen_recipe(RECIPES, CHOSEN, precision, "ExecuTorch")
 
 
@@ -153,8 +182,9 @@ def xnnpack_quantizer(recipe: ExecuTorchRecipe, float_modules: Sequence[str] = (
         quantizer.set_filter_function(outside_modules(float_modules))
     if recipe.operators == "all":
         return quantizer.set_global(config)
-    for module_type in (torch.nn.Linear, torch.nn.Conv2d):
-        quantizer.set_module_type(module_type, config)
+    quantizer.set_module_type(torch.nn.Linear, config)
+    if recipe.operators == "linear-conv":  # by operator: a module-type filter never matches a convolution (it
+        quantizer.set_operator_type(torch.ops.aten.conv2d.default, config)  # checks the weight, in no module)
     return quantizer
 
 

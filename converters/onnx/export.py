@@ -3,8 +3,9 @@
 The exporter settings are chosen by measurement (``benchmarks/studies/exporter_choice.py``, results in
 ``benchmarks/results/onnx_exporter.md``): the TorchScript-based exporter with eager attention
 gives the fastest plain graph for ViT on CPU; the dynamo exporter remains selectable. By default
-fp32 and fp16 graphs export attention as onnxruntime's fused ``Attention`` op; the quantized
-precisions quantize the plain graph, whose int8 MatMuls measured faster than a fused ``QAttention``
+fp32 and fp16 graphs export attention as onnxruntime's fused ``Attention`` op, int8-dynamic as int8
+q/k/v MatMuls into a fused ``MultiHeadAttention`` (measured faster than the plain graph and than a
+fused ``QAttention``); int8-static and int4-weight quantize the plain graph's MatMuls
 (``--graph plain`` keeps standard ONNX ops only everywhere). onnxruntime's offline
 SkipLayerNorm/BiasGelu fusions are not applied: they measured slower (:mod:`.optimize`).
 """
@@ -21,7 +22,13 @@ import torch
 
 from vitedge.converters.export_types import ExportedModel, ExportOptions
 from vitedge.converters.loading import SourceModel
-from vitedge.converters.onnx.attention import ATTENTION_DOMAIN, fused_attention
+from vitedge.converters.onnx.attention import (
+    ATTENTION,
+    ATTENTION_DOMAIN,
+    MULTI_HEAD_ATTENTION,
+    fused_attention,
+)
+from vitedge.converters.token_merging_option import is_off
 from vitedge.errors import ConversionError
 from vitedge.runtime.manifest import InputSpec, OutputsSpec
 
@@ -29,9 +36,12 @@ INPUT_NAME = "pixel_values"
 LOGITS_NAME = "logits"
 EMBEDDING_NAME = "embedding"
 MIN_OPSET = 17
-#: Precisions whose graph keeps onnxruntime's fused Attention op. The quantized ones quantize MatMuls of the
-#: plain graph: measured faster than QAttention for int8-dynamic (benchmarks/results/onnx_exporter.md).
-FUSED_ATTENTION_PRECISIONS = ("fp32", "fp16")
+#: The fused attention op each precision's graph has (:mod:`.attention`). fp32/fp16: ``Attention`` (QKV GEMM
+#: inside). int8-dynamic: ``MultiHeadAttention`` after int8 q/k/v MatMuls, measured faster than the plain graph
+#: and than ``QAttention`` (benchmarks/results/onnx_exporter.md). The other quantized precisions quantize the
+#: plain graph's MatMuls.
+FUSED_ATTENTION_OPS = {"fp32": ATTENTION, "fp16": ATTENTION, "int8-dynamic": MULTI_HEAD_ATTENTION}
+FUSED_ATTENTION_PRECISIONS = tuple(FUSED_ATTENTION_OPS)
 #: ONNX protobufs cannot exceed 2 GiB; larger models keep their weights in a side file.
 EXTERNAL_DATA_THRESHOLD = 1_800_000_000
 
@@ -69,12 +79,13 @@ def export_onnx(source: SourceModel, workdir: Path, options: ExportOptions) -> E
     model_path = workdir / "model.onnx"
     fp32_path = model_path if precision == "fp32" else workdir / "fp32.onnx"
     fuse = options.graph == "optimized" and options.exporter == "torchscript" and precision in FUSED_ATTENTION_PRECISIONS
+    fuse = fuse and is_off(options.token_merging)  # token-merged blocks add sizes to the logits: plain attention
     wrapper = source.two_outputs()
     sample = torch.zeros(2, 3, source.image_size, source.image_size)
     try:
         with attention_implementation(source.model, options.attention), torch.no_grad():
             logits, embedding = wrapper(sample)
-            with fused_attention(source.model) if fuse else contextlib.nullcontext(0) as fused:
+            with fused_attention(source.model, FUSED_ATTENTION_OPS[precision]) if fuse else contextlib.nullcontext(0) as fused:
                 _run_exporter(wrapper, sample, fp32_path, options, custom_ops=bool(fused))
     except ConversionError:
         raise
@@ -82,6 +93,8 @@ def export_onnx(source: SourceModel, workdir: Path, options: ExportOptions) -> E
         raise ConversionError(f"ONNX export failed ({type(error).__name__}: {error})") from error
     recipe: dict = {"exporter": options.exporter, "opset": options.opset, "attention": options.attention,
                     "graph": options.graph, "fused_attention_layers": fused}
+    if fused:
+        recipe["fused_attention_op"] = f"{ATTENTION_DOMAIN}.{FUSED_ATTENTION_OPS[precision]}"
     calibration = None
     if precision != "fp32":
         from vitedge.converters.onnx.precisions import quantize_artifact_model

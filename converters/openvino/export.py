@@ -103,7 +103,8 @@ def _convert(source: SourceModel) -> tuple[Any, int, int]:
 def _fingerprint(source: SourceModel) -> str:
     digest = hashlib.blake2b(digest_size=20)
     config = source.model.config
-    digest.update(repr((type(source.model).__name__, source.image_size, config._attn_implementation)).encode())
+    variant = getattr(source.model, "vitedge_variant", None)  # e.g. token merging: same weights, another graph
+    digest.update(repr((type(source.model).__name__, source.image_size, config._attn_implementation, variant)).encode())
     for name, tensor in source.model.state_dict().items():
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())

@@ -9,7 +9,8 @@
   MatMuls, LayerNorm/Softmax/GELU left float) on calibration images, SmoothQuant on (see
   :data:`SMOOTH_QUANT`).
 - ``int8-weight`` / ``int4-weight``: ``nncf.compress_weights`` (int8 asymmetric per channel; int4
-  symmetric in groups of :data:`INT4_GROUP_SIZE`, the patch embedding and classifier head kept int8).
+  symmetric in groups of :data:`INT4_GROUP_SIZE`, smaller where that does not divide a layer's width, the patch
+  embedding and classifier head kept int8).
 
 ``--keep-float`` (torch module paths, as ``vitedge diagnose`` prints them) becomes NNCF's ignored scope:
 the friendly names of the layers' MatMul/Convolution ops, found by :mod:`.layers`. ``--max-accuracy-drop``
@@ -45,6 +46,9 @@ QUANTIZED = ("int8-static", "int8-weight", "int4-weight")
 FP16_WEIGHTS = ("fp16",)
 #: int4 groups: 32 divides every ViT width (192, 384, 768, 1024, their MLPs) and the tests' 64.
 INT4_GROUP_SIZE = 32
+#: Widths 32 does not divide (MobileViT-S's 144 and 240, the tiny test presets' 16) take NNCF's ADJUST fallback:
+#: the largest power of two below 32 that divides them, down to this; a narrower layer keeps int8.
+INT4_MIN_GROUP_SIZE = 16
 #: NNCF's transformer preset turns SmoothQuant on (alpha 0.95 on MatMuls); NNCF's own reference loses 1.7 top-1
 #: points on Swin-B with it, so it was measured on ViTs (benchmarks/results/openvino.md): with it the quickstart's
 #: trained ViT keeps fp32's top-1 accuracy (89.0%; 88.8% without) at the same 98.2% agreement, min logits cosine
@@ -148,8 +152,14 @@ def _compressed_weights(model: Any, precision: str, recipe: dict[str, Any], scop
         settings: dict[str, Any] = {"mode": module.CompressWeightsMode.INT8_ASYM}
         recipe.update(weights="int8 per-channel asymmetric")
     else:
-        settings = {"mode": module.CompressWeightsMode.INT4_SYM, "group_size": INT4_GROUP_SIZE, "ratio": 1.0}
-        recipe.update(weights=f"int4 symmetric, groups of {INT4_GROUP_SIZE}; patch embedding and head int8 asymmetric")
+        from nncf.quantization.advanced_parameters import AdvancedCompressionParameters, GroupSizeFallbackMode
+
+        settings = {"mode": module.CompressWeightsMode.INT4_SYM, "group_size": INT4_GROUP_SIZE, "ratio": 1.0,
+                    "advanced_parameters": AdvancedCompressionParameters(
+                        group_size_fallback_mode=GroupSizeFallbackMode.ADJUST,
+                        min_adjusted_group_size=INT4_MIN_GROUP_SIZE)}
+        recipe.update(weights=f"int4 symmetric, groups of {INT4_GROUP_SIZE} ({INT4_MIN_GROUP_SIZE} where 32 does not "
+                              "divide the width); patch embedding and head int8 asymmetric")
     with quiet():
         compressed = module.compress_weights(model, **settings, **_ignored(scope))
     recipe.update(activations="float", tool="nncf.compress_weights")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vitedge.converters.recipes import Choice, chosen_recipe, named_recipe
+from vitedge.converters.tflite.blocks import int8_scopes
 from vitedge.errors import UsageError
 
 SIGNATURE = "serving_default"
@@ -41,6 +42,8 @@ class TFLiteRecipe:
         activations: ``"float32"``, ``"int8 (dynamic)"`` (quantized on the fly), ``"int8"`` or ``"int16"``.
         calibrated: Whether it needs calibration images.
         int8_head: Keep the classifier head (the layer producing ``logits``) at int8 weights.
+        block_size: The weight block of a blockwise recipe (0: none); layers whose input size is not a
+            multiple of it get int8 per-channel weights (:mod:`vitedge.converters.tflite.blocks`).
     """
 
     name: str
@@ -51,6 +54,7 @@ class TFLiteRecipe:
     activations: str
     calibrated: bool = False
     int8_head: bool = False
+    block_size: int = 0
 
     def __post_init__(self) -> None:
         if self.quantizer not in QUANTIZERS:
@@ -65,6 +69,8 @@ class TFLiteRecipe:
             "weights": self.weights,
             "activations": self.activations,
             **({"classifier_head": "int8 weights"} if self.int8_head else {}),
+            **({"layers_not_in_blocks": f"int8 per-channel weights: convolutions, and layers whose input size is "
+                                        f"not a multiple of {self.block_size}"} if self.block_size else {}),
         }
 
 
@@ -87,11 +93,11 @@ RECIPES: dict[str, TFLiteRecipe] = {
         TFLiteRecipe("aeq-dynamic-wi4", "int4-weight", "ai-edge-quantizer", "dynamic_wi4_afp32",
                      "int4 per-channel", "int8 (dynamic)"),
         TFLiteRecipe("aeq-dynamic-wi4-b32", "int4-weight", "ai-edge-quantizer", "dynamic_wi4b32_afp32",
-                     "int4 blocks of 32", "int8 (dynamic)"),
+                     "int4 blocks of 32", "int8 (dynamic)", block_size=32),
         TFLiteRecipe("aeq-dynamic-wi4-head8", "int4-weight", "ai-edge-quantizer", "dynamic_wi4_afp32",
                      "int4 per-channel", "int8 (dynamic)", int8_head=True),
         TFLiteRecipe("aeq-dynamic-wi4-b32-head8", "int4-weight", "ai-edge-quantizer", "dynamic_wi4b32_afp32",
-                     "int4 blocks of 32", "int8 (dynamic)", int8_head=True),
+                     "int4 blocks of 32", "int8 (dynamic)", int8_head=True, block_size=32),
         TFLiteRecipe("aeq-weight-only-wi4", "int4-weight", "ai-edge-quantizer", "weight_only_wi4_afp32",
                      "int4 per-channel", "float32"),
     )
@@ -148,8 +154,11 @@ def _quiet() -> Iterator[None]:
 # -- ai-edge-quantizer: rewrites the float .tflite ------------------------------------------------
 
 
-def aeq_recipe(recipe: TFLiteRecipe, float_scopes: Sequence[str] = ()) -> list[dict]:
+def aeq_recipe(recipe: TFLiteRecipe, float_scopes: Sequence[str] = (), int8_layers: Sequence[str] = ()) -> list[dict]:
     """The ai-edge-quantizer recipe (a JSON-able list of rules) for an ``ai-edge-quantizer`` recipe.
+
+    ``int8_layers`` (scopes as below) get int8 per-channel weights: the layers a blockwise recipe cannot
+    cut into blocks (:func:`vitedge.converters.tflite.blocks.int8_scopes`).
 
     ``float_scopes`` are the output tensor names of ops to leave in float (``--keep-float``): each gets
     a ``no_quantize`` rule matching exactly its scope (ai-edge-quantizer's scope is the op's output
@@ -170,6 +179,8 @@ def aeq_recipe(recipe: TFLiteRecipe, float_scopes: Sequence[str] = ()) -> list[d
         rules = getattr(aeq_recipes, recipe.setting)()
         if recipe.int8_head:  # a later matching rule wins: the head's output tensor is the signature's logits
             rules = rules + aeq_recipes.dynamic_wi8c_afp32(regex=HEAD_OUTPUT_REGEX)
+        for scope in int8_layers:
+            rules = rules + aeq_recipes.dynamic_wi8c_afp32(regex=f"^{re.escape(scope)};$")
     if not float_scopes:
         return rules
     floats = RecipeManager()
@@ -192,7 +203,8 @@ def aeq_quantize(float_model: bytes, recipe: TFLiteRecipe, calibration: Iterator
     """
     from ai_edge_quantizer import quantizer
 
-    engine = quantizer.Quantizer(float_model, aeq_recipe(recipe, float_scopes))
+    int8 = int8_scopes(float_model, recipe.block_size) if recipe.block_size else ()
+    engine = quantizer.Quantizer(float_model, aeq_recipe(recipe, float_scopes, int8))
     ranges = None
     if engine.need_calibration:
         if calibration is None:
@@ -210,19 +222,34 @@ def aeq_quantize(float_model: bytes, recipe: TFLiteRecipe, calibration: Iterator
 
 def _quantizer_keeping(float_modules: Sequence[str]):
     """litert-torch's PT2EQuantizer, leaving the nodes of ``float_modules`` (qualified names in the
-    exported module) unannotated, so they stay float.
+    exported module) unannotated, so they stay float, and every node that does not compute floats.
+
+    Its add, mul and cat annotators match integer arithmetic too (Swin's window and mask index
+    computations, traced into the graph), whose observers cannot take integers (``"histogram_cpu" not
+    implemented for 'Long'``); integers are not quantized anyway. For the same reason the integer
+    scalar of a float add or mul (Swin V2's ``16 * sigmoid(bias)``), which litert-torch lifts into an
+    int64 constant before annotating, is made a float first: the same product.
 
     Its own ``set_module_name(name, None)`` cannot be used: its name filter strips ten characters of
     ``L__self___`` from torch.export's nn_module_stack keys, which torch 2.13 writes as ``L__self__…``
     (nine), and turns every ``_`` of the name into ``.``, so it matches nothing.
     """
+    import torch
     from litert_torch.quantize import pt2e_quantizer
 
     def in_float_module(node) -> bool:
         stack = node.meta.get("nn_module_stack", {}).values()
         return any(path == name or path.startswith(name + ".") for path, _ in stack for name in float_modules)
 
+    def computes_floats(node) -> bool:
+        value = node.meta.get("val")
+        return not isinstance(value, torch.Tensor) or value.is_floating_point()
+
     class KeepingQuantizer(pt2e_quantizer.PT2EQuantizer):
+        def transform_for_annotation(self, model):
+            _float_scalars(model)
+            return super().transform_for_annotation(model)
+
         def _annotate_all_static_patterns(self, model, quantization_config, filter_fn=None):
             return super()._annotate_all_static_patterns(model, quantization_config, _excluding(filter_fn))
 
@@ -230,9 +257,20 @@ def _quantizer_keeping(float_modules: Sequence[str]):
             return super()._annotate_all_dynamic_patterns(model, quantization_config, _excluding(filter_fn))
 
     def _excluding(filter_fn):
-        return lambda node: (filter_fn is None or filter_fn(node)) and not in_float_module(node)
+        return lambda node: (filter_fn is None or filter_fn(node)) and not in_float_module(node) and computes_floats(node)
 
     return KeepingQuantizer()
+
+
+def _float_scalars(model) -> None:
+    """Turn the integer scalars of float-valued ``aten.add``/``aten.mul`` nodes into floats, in place."""
+    import torch
+
+    targets = (torch.ops.aten.add.Tensor, torch.ops.aten.mul.Tensor)
+    for node in model.graph.nodes:
+        value = node.meta.get("val")
+        if node.target in targets and isinstance(value, torch.Tensor) and value.is_floating_point():
+            node.args = tuple(float(arg) if type(arg) is int else arg for arg in node.args)
 
 
 def pt2e_quantize(module, sample: Mapping[str, object], recipe: TFLiteRecipe,
