@@ -32,9 +32,9 @@ def test_cells_follow_the_registry():
             if item.status == UNTESTED:
                 assert family not in fmt.families
     assert len(family_cells("vit")) == sum(len(fmt.precisions) for fmt in FORMATS.values())
-    refused = cell(onnx, "dinov2", "fp16")
-    assert refused.status == REFUSED and "bicubic Resize" in refused.reason and "fp32" in refused.reason
-    assert cell(onnx, "dinov2", "fp32").status == CONVERT
+    refused = cell(FORMATS["tflite"], "mobilevit", "int8-static")
+    assert refused.status == REFUSED and "convolutions" in refused.reason and "int8-dynamic" in refused.reason
+    assert cell(onnx, "dinov2", "fp16").status == cell(onnx, "dinov2", "fp32").status == CONVERT
 
 
 def test_a_refusal_with_options_that_convert_is_converted_with_them():
