@@ -195,6 +195,17 @@ def test_each_format_reproduces_the_token_merged_model(format_name, precision, t
             _closer_to_merged(out, source, plan)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("format_name", ["tflite", "openvino"])
+def test_a_conversion_cache_never_hands_out_the_other_graph(format_name, tiny_folder, tmp_path):
+    """TFLite and OpenVINO keep their last float conversion, keyed by the weights: merged and unmerged share them."""
+    source = load_source(str(tiny_folder))
+    for r in (2, R):  # in one process, as a study converting R = 0..max does
+        convert(source, to=format_name, out=tmp_path / f"r{r}", options=ExportOptions(token_merging=r), overwrite=True,
+                validation_samples=VALIDATION_SAMPLES)
+        _closer_to_merged(tmp_path / f"r{r}", source, plan_for(source, r))
+
+
 def test_auto_picks_the_largest_r_within_the_budget(tiny_folder, tmp_path):
     result = convert(str(tiny_folder), to="onnx", precision="int8-dynamic", out=tmp_path / "auto",
                      options=ExportOptions(token_merging="auto", max_accuracy_drop=10.0),

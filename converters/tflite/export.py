@@ -263,8 +263,11 @@ def _fingerprint(module: nn.Module, sample: dict[str, torch.Tensor]) -> str:
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
     for name in ("scale", "shift"):
         digest.update(getattr(module, name).numpy().tobytes())
-    config = getattr(getattr(module.classifier, "model", None), "config", None)
-    digest.update(repr((module.channels_last, module.normalize, getattr(config, "_attn_implementation", None))).encode())
+    model = getattr(module.classifier, "model", None)
+    config = getattr(model, "config", None)
+    variant = getattr(model, "vitedge_variant", None)  # e.g. token merging: the same weights, another graph
+    digest.update(repr((module.channels_last, module.normalize, getattr(config, "_attn_implementation", None),
+                        variant)).encode())
     return digest.hexdigest()
 
 

@@ -9,9 +9,10 @@ size); the other A tokens stay, in their order. Attention then adds ``log(size)`
 (proportional attention), so a merged token counts as the patches it stands for.
 
 Every shape depends only on ``r`` (a Python int), never on the data, so a graph exports with static
-token counts per block. The merge is written with ops every format lowers: TopK (sorts), ArgMax,
-GatherElements, a comparison with a constant range (a one-hot assignment matrix) and a batched MatMul
-that sums each merged token into its partner, in place of a scatter-add.
+token counts per block. The merge is written with ops every format lowers, and few passes over the
+tokens: two TopKs (the r best matches; the order of the tokens that stay), ArgMax, one row gather
+(``GatherND`` in ONNX), and a one-hot assignment matrix (a comparison with a constant range) whose
+batched MatMul sums each merged token into its partner, in place of a scatter-add.
 """
 
 from __future__ import annotations
