@@ -62,3 +62,19 @@ def select(patterns: Sequence[str], names: Sequence[str], *, where: str) -> tupl
                      "'vit.layers.3.*', or a whole block such as 'vit.layers.3'",
             )
     return tuple(name for name in names if any(matches(name, pattern) for pattern in patterns))
+
+
+def keep_float_layers(patterns: Sequence[str], layers: Iterable[str], *, precision: str,
+                      quantizes: bool) -> tuple[str, ...]:
+    """The weight layers (module paths, as ``vitedge diagnose`` prints them) ``--keep-float`` names, checked
+    before a slow conversion.
+
+    Raises:
+        UsageError: the precision quantizes nothing (fp32), or a pattern names no layer.
+    """
+    if not patterns:
+        return ()
+    if not quantizes:
+        raise UsageError(f"--keep-float applies to reduced precisions, not {precision}",
+                         hint=f"{precision} keeps every op in float already")
+    return select(patterns, sorted(set(layers)), where="this model")

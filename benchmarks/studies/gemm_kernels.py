@@ -19,9 +19,6 @@ Torch side (litert-torch, ai-edge-quantizer, nncf): a benchmark study, not the r
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import os
 import tempfile
 from collections.abc import Callable
@@ -29,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from vitedge.benchmarks.studies.quiet import quiet
 
 #: Float weight bytes one kernel model may hold; ``copies`` shrinks for large shapes to stay under it.
 WEIGHT_BUDGET_BYTES = 64 * 2**20
@@ -61,17 +60,6 @@ def _weights(k: int, n: int, copies: int, seed: int = 1) -> list[np.ndarray]:
     return [(rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32) for _ in range(copies)]
 
 
-@contextlib.contextmanager
-def _quiet():
-    """The quantizers and converters print advice and progress; a benchmark report does not need it."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        root.setLevel(level)
 
 
 # -- onnxruntime ----------------------------------------------------------------------------------
@@ -126,7 +114,7 @@ def onnx_kernels(m: int, k: int, n: int, threads: int, workdir: Path) -> list[Ke
     feeds = {f"x{i}": x for i, x in enumerate(xs)}
     fp32, int8, integer = workdir / "fp32.onnx", workdir / "int8.onnx", workdir / "integer.onnx"
     _onnx_matmuls(fp32, m, k, n, copies)
-    with _quiet():
+    with quiet(stderr=True):
         quantize(fp32, int8, "int8-dynamic")
     _onnx_matmuls(integer, m, k, n, copies, integer=True)
     quantized_feeds = {name: np.clip(np.round(x * 32 + 128), 0, 255).astype(np.uint8) for name, x in feeds.items()}
@@ -182,7 +170,7 @@ def tflite_kernels(m: int, k: int, n: int, threads: int) -> list[Kernel]:
     previous = os.environ.get("LITERT_TORCH_SHOW_PROGRESS")
     os.environ["LITERT_TORCH_SHOW_PROGRESS"] = "0"
     try:
-        with _quiet(), torch.no_grad():
+        with quiet(stderr=True), torch.no_grad():
             float_model = litert_torch.convert(_linear_module(k, n, copies), tuple(torch.from_numpy(x[None]) for x in xs))
             float_bytes = float_model.model_content()
             int8_bytes = aeq_quantize(float_bytes, get_recipe("aeq-dynamic-wi8"), None, "args_0")
@@ -223,7 +211,7 @@ def openvino_kernels(m: int, k: int, n: int, threads: int) -> list[Kernel]:
     xs = _inputs(m, k, copies)
     model = _openvino_model(m, k, n, copies)
     calibration = nncf.Dataset([tuple(_inputs(m, k, copies, seed)) for seed in range(4)])
-    with _quiet():
+    with quiet(stderr=True):
         int8_model = nncf.quantize(_openvino_model(m, k, n, copies), calibration, subset_size=4)
     capabilities = set(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
     kernels = []

@@ -20,10 +20,7 @@ Torch side (exports): a benchmark study, not the runtime.
 from __future__ import annotations
 
 import collections
-import contextlib
-import io
 import json
-import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -31,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from vitedge.benchmarks.studies.quiet import quiet
 
 DEFAULT = "vitedge default: int8 q/k/v/out/MLP MatMuls + fused float MultiHeadAttention"
 PEER = "peer: ORT quantize_dynamic defaults on the plain graph"
@@ -58,16 +57,6 @@ class Variant:
     optimizations_off: bool = False
 
 
-@contextlib.contextmanager
-def _quiet():
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        root.setLevel(level)
 
 
 def build_variants(source, plain_fp32: Path, fused_fp32: Path, workdir: Path) -> tuple[list[Variant], dict[str, str]]:
@@ -87,7 +76,7 @@ def build_variants(source, plain_fp32: Path, fused_fp32: Path, workdir: Path) ->
     for index, (name, build) in enumerate(builders.items()):
         out = workdir / f"int8-{index}.onnx"
         try:
-            with _quiet():
+            with quiet():
                 build(out)
         except Exception as error:  # a variant that cannot be built is a row, not a crash
             failures[name] = f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"

@@ -32,9 +32,9 @@ from vitedge.converters.executorch.delegation import (
 from vitedge.converters.executorch.layernorm import layer_norms_for_xnnpack
 from vitedge.converters.executorch.quantize import ExecuTorchRecipe, chosen_for, pt2e_quantize, recipe_for
 from vitedge.converters.export_types import ExportedModel, ExportOptions
-from vitedge.converters.layer_names import select
+from vitedge.converters.layer_names import keep_float_layers
 from vitedge.converters.loading import SourceModel
-from vitedge.errors import ConversionError, UsageError, VitedgeError
+from vitedge.errors import ConversionError, VitedgeError
 from vitedge.runtime.manifest import InputSpec, OutputsSpec
 from vitedge.runtime.native_noise import debugging
 
@@ -126,12 +126,10 @@ def float_layers(recipe: ExecuTorchRecipe, patterns: Sequence[str], model: nn.Mo
     """
     if not patterns:
         return ()
-    if recipe.quantization == "none":
-        raise UsageError(f"--keep-float applies to reduced precisions, not {recipe.precision}",
-                         hint=f"{recipe.precision} keeps every op in float already")
     from vitedge.converters.diagnose.reference import model_layout
 
-    return select(patterns, sorted(set(model_layout(model).layers.values())), where="this model")
+    return keep_float_layers(patterns, model_layout(model).layers.values(), precision=recipe.precision,
+                             quantizes=recipe.quantization != "none")
 
 
 def lower(module: nn.Module, sample: tuple[torch.Tensor, ...], recipe: ExecuTorchRecipe,

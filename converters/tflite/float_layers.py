@@ -11,10 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from vitedge.converters.diagnose.probe import ModelLayout
-from vitedge.converters.layer_names import select
+from vitedge.converters.layer_names import keep_float_layers
 from vitedge.converters.tflite.op_names import FlatbufferOps, layer_weights, weight_op_modules
 from vitedge.converters.tflite.quantize import TFLiteRecipe
-from vitedge.errors import UsageError
 from vitedge.runtime.native_noise import native_noise_hidden
 
 #: Where the Hugging Face model sits in the exported module (EdgeClassifier.classifier.model).
@@ -28,12 +27,8 @@ def selected_layers(recipe: TFLiteRecipe, patterns: Sequence[str], layout: Model
     Raises:
         UsageError: the recipe quantizes nothing (fp32), or a pattern names no layer.
     """
-    if not patterns:
-        return ()
-    if recipe.quantizer == "none":
-        raise UsageError(f"--keep-float applies to reduced precisions, not {recipe.precision}",
-                         hint=f"{recipe.precision} keeps every op in float already")
-    return select(patterns, sorted(set(layout.layers.values())), where="this model")
+    return keep_float_layers(patterns, layout.layers.values(), precision=recipe.precision,
+                             quantizes=recipe.quantizer != "none")
 
 
 def pt2e_float_modules(layers: Sequence[str]) -> tuple[str, ...]:
