@@ -46,6 +46,23 @@ def test_every_precision_has_a_recipe_and_every_recipe_a_known_precision():
     assert all(RECIPES[CHOSEN[p].recipe].attention == "vitedge_bmm" for p in CHOSEN)
 
 
+def test_family_choices_are_recipes_of_their_precision_for_families_the_format_converts():
+    from vitedge.converters.executorch.quantize import FAMILY_CHOSEN, recipe_for
+
+    for (family, precision), choice in FAMILY_CHOSEN.items():
+        assert family in FORMAT.families and RECIPES[choice.recipe].precision == precision
+        assert recipe_for(precision, family).name == choice.recipe != recipe_for(precision).name
+
+
+def test_a_model_whose_attention_cannot_switch_keeps_its_own_kernel_and_says_so():
+    from vitedge.converters.executorch.attention import KERNEL, attention_kernel
+    from vitedge.converters.loading import load_source
+
+    model = load_source("preset:mobilevit-tiny-test").model  # its attention does not call transformers' interface
+    with attention_kernel(model, KERNEL) as kernel:
+        assert kernel == model.config._attn_implementation != KERNEL
+
+
 @pytest.mark.parametrize("precision", ["fp32", "int8-dynamic"])
 def test_manifest_records_what_xnnpack_delegated_and_every_matmul_is_delegated(precision, artifact_of, capsys):
     recipe = read_manifest(artifact_of("executorch", precision)).conversion.recipe

@@ -363,6 +363,16 @@ FORMATS: dict[str, Format] = {
             devices=("CPU", "GPU", "NPU", "AUTO"),
             intermediates="vitedge.converters.openvino.diagnose:openvino_intermediates",
             placement="vitedge.runtime.placement.openvino:openvino_placement",
+            families=(*CORE_FAMILIES, "beit", "dinov2", "swin", "swinv2", "mobilevit", "mobilevitv2"),
+            unsupported=(
+                Unsupported(("mobilevitv2",), "int8 activations into its convolutions (its attention and MLP are 1x1 "
+                            "convolutions) lose its outputs (a trained MobileViT V2: min logits cosine 0.37)",
+                            "use --precision int8-weight (int8 weights, float activations) or fp16",
+                            precisions=("int8-static",)),
+                Unsupported(("mobilevitv2",), "NNCF compresses convolution weights to int8 only, and every MobileViT V2 "
+                            "layer but its classifier is a convolution (int4-weight would be int8-weight)",
+                            "use --precision int8-weight", precisions=("int4-weight",)),
+            ),
         ),
         Format(
             name="executorch",
@@ -385,6 +395,17 @@ FORMATS: dict[str, Format] = {
             runtime_requires=("torch",),
             intermediates="vitedge.converters.executorch.diagnose:executorch_intermediates",
             placement="vitedge.runtime.placement.executorch:executorch_placement",
+            families=(*CORE_FAMILIES, "beit", "dinov2", "swin", "swinv2", "mobilevit", "mobilevitv2"),
+            unsupported=(
+                Unsupported(("mobilevitv2",), "its attention and MLP are 1x1 convolutions, and XNNPACK's dynamically "
+                            "quantized convolution fails at run time (\"Propagating input shapes failed\")",
+                            "use --precision fp32, or --to openvino --precision int8-weight for int8 weights",
+                            precisions=("int8-dynamic",)),
+                Unsupported(("mobilevitv2",), "int8 activations into its convolutions (its attention and MLP are 1x1 "
+                            "convolutions) lose its outputs (a trained MobileViT V2: min logits cosine 0.83)",
+                            "use --precision fp32, or --to openvino --precision int8-weight for int8 weights",
+                            precisions=("int8-static",)),
+            ),
         ),
     )
 }

@@ -64,12 +64,14 @@ def attention_kernel(model: nn.Module, kernel: str | None) -> Iterator[str | Non
     """Switch a transformers model's attention to ``kernel`` (``KERNEL``, ``eager``, ``sdpa``) for a while.
 
     ``None`` keeps the model's own. Yields the kernel in use (what the manifest records). A model that
-    cannot switch (no ``set_attn_implementation``) keeps its own kernel; the delegation record then
-    shows what XNNPACK made of it.
+    cannot switch (no ``set_attn_implementation``, or attention modules that do not call transformers'
+    attention interface: Swin V2, MobileViT) keeps its own kernel; the delegation record then shows what
+    XNNPACK made of it.
     """
     config = getattr(model, "config", None)
     previous = getattr(config, "_attn_implementation", None)
-    if kernel is None or not hasattr(model, "set_attn_implementation"):
+    can_switch = getattr(model, "_can_set_attn_implementation", lambda: hasattr(model, "set_attn_implementation"))
+    if kernel is None or not hasattr(model, "set_attn_implementation") or not can_switch():
         yield previous
         return
     if kernel == KERNEL:
