@@ -48,3 +48,22 @@ def test_publish_plans_a_throughput_run_per_thread_count_unless_told_not_to(tmp_
         assert settings.threads == threads and settings.batch_sizes == BATCH_SIZES
     args = publish.build_parser().parse_args(["--no-small", "--no-throughput", "--work", str(tmp_path)])
     assert [plan.title for plan in publish.plans(args, Path(tmp_path))] == [publish.TITLES[publish.BASE]]
+
+
+def test_throughput_times_fp32_bf16_and_the_fastest_int8_kind_of_each_format():
+    from vitedge.benchmarks.studies.throughput import throughput_artifacts
+    from vitedge.formats import FORMATS
+
+    chosen = throughput_artifacts(FORMATS.values())
+    assert {f"{name}-fp32" for name in FORMATS} <= chosen
+    assert {"onnx-int8-dynamic", "tflite-int8-dynamic", "openvino-int8-static", "openvino-bf16"} <= chosen
+    assert not {"onnx-int8-static", "tflite-fp16", "onnx-int4-weight"} & chosen
+
+
+def test_only_throughput_plans_the_two_thread_counts_on_that_subset_and_nothing_else(tmp_path):
+    from vitedge.benchmarks.studies.publish import build_parser, plans
+
+    chosen = plans(build_parser().parse_args(["--only-throughput", "--threads", "2"]), tmp_path)
+    assert [plan.title for plan in chosen] == [run_title("ViT-B/16-224 (random weights)", n) for n in (1, 2)]
+    assert all(plan.only and plan.settings.batch_sizes == BATCH_SIZES for plan in chosen)
+    assert not list(tmp_path.iterdir())  # planning converts nothing

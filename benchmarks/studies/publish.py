@@ -54,6 +54,7 @@ class Plan:
     settings: BenchSettings
     samples: int
     data_folder: Path | None = None  # None: the built-in shapes test split
+    only: frozenset[str] | None = None  # artifact folder names to time (no peers but torch); None: every one
 
 
 def _echo(line: str) -> None:
@@ -115,6 +116,8 @@ def plan_slots(plan: Plan, source, work: Path, *, fresh: bool) -> list[BenchTarg
     for fmt in FORMATS.values():
         for precision in fmt.precision_names:
             folder = work / f"{fmt.name}-{precision}"
+            if plan.only is not None and folder.name not in plan.only:
+                continue
             _echo(f"  {plan.title}: {folder.name}")
             slots.append(_slot(
                 folder, fresh,
@@ -126,6 +129,8 @@ def plan_slots(plan: Plan, source, work: Path, *, fresh: bool) -> list[BenchTarg
                     folder.name, fmt.name, precision, plan.model, f"conversion failed: {message}"),
             ))
     slots.append(BenchTarget(f"torch:{plan.model}", name="PyTorch eager fp32", kind="peer", note=TORCH_NOTE))
+    if plan.only is not None:
+        return slots
     plain = work / "peers" / "onnx-plain-fp32"
 
     def ort_peer(out: Path) -> Path:
@@ -203,7 +208,8 @@ here (calibrated int8 and Core ML's k-means palettization the longest, 15-20 min
 artifacts are reused from `.bench-work/` when the command is run again.
 [`report.html`](report.html) has the same numbers with plots (accuracy vs latency, size, latency
 distributions); [`results.json`](results.json) is the raw data (`vitedge report results.json -o x.md`).
-The throughput section gives images/s at batch 1, 8 and 32 on 1 and 2 threads (`--no-throughput` skips those runs);
+The throughput section gives images/s at batch 1, 8 and 32 on 1 and 2 threads for each format's fp32, bf16 and
+fastest int8 artifact (`--no-throughput` skips those runs, `--only-throughput` makes only them);
 the last section compares each artifact's effective GMAC/s with this CPU's measured GEMM ceiling
 (`python -m vitedge.benchmarks.studies.gemm_ceiling --out benchmarks/results/gemm_ceiling.md`, before `make bench`).
 
@@ -246,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--only-large", action="store_true", help=f"only {LARGE}; other sections of --out are kept")
     parser.add_argument("--quickstart", type=Path, help="take the small model from this quickstart output folder")
     parser.add_argument("--no-small", action="store_true", help="skip the quickstart model")
+    parser.add_argument("--only-throughput", action="store_true",
+                        help="only the ViT-B throughput runs; other sections of --out are kept")
     parser.add_argument("--fresh", action="store_true", help="convert again even when --work has the artifact")
     parser.add_argument("--threads", type=int, help="pinned threads (default: the CPUs this process may use)")
     parser.add_argument("--quick", action="store_true", help="few runs and images: a smoke test, not results")
@@ -267,17 +275,24 @@ def plans(args: argparse.Namespace, work: Path) -> list[Plan]:
                              runs=3 if quick else runs, rounds=1 if quick else 3, timeout_s=3600)
 
     chosen = []
-    if not args.only_large:
+    base = not args.only_large and not args.only_throughput
+    if base:
         chosen.append(Plan(TITLES[BASE], f"preset:{BASE}", settings((1, 8), 21, 2), 10 if quick else 50))
-        if not args.no_throughput:
-            from vitedge.benchmarks.studies.throughput import BATCH_SIZES, THREADS, run_title
+    if not args.only_large and not args.no_throughput:
+        from vitedge.benchmarks.studies.throughput import (
+            BATCH_SIZES,
+            THREADS,
+            run_title,
+            throughput_artifacts,
+        )
 
-            chosen += [Plan(run_title(TITLES[BASE], count), f"preset:{BASE}", settings(BATCH_SIZES, 6, 1, pinned=count), 10)
-                       for count in sorted({*THREADS, threads})]
-        if not args.no_small:
-            folder = small_model(args.quickstart, work)
-            chosen.append(Plan(SMALL_TITLE, str(folder / "model"), settings((1, 8), 60, 5), 50 if quick else 500,
-                               data_folder=folder / "data" / "test"))
+        only = throughput_artifacts(FORMATS.values())
+        chosen += [Plan(run_title(TITLES[BASE], count), f"preset:{BASE}", settings(BATCH_SIZES, 6, 1, pinned=count), 10,
+                        only=only) for count in sorted({*THREADS, threads})]
+    if base and not args.no_small:
+        folder = small_model(args.quickstart, work)
+        chosen.append(Plan(SMALL_TITLE, str(folder / "model"), settings((1, 8), 60, 5), 50 if quick else 500,
+                           data_folder=folder / "data" / "test"))
     if args.large or args.only_large:
         chosen.append(Plan(TITLES[LARGE], f"preset:{LARGE}", settings((1,), 9, 2), 6 if quick else 20))
     return chosen

@@ -16,6 +16,22 @@ from vitedge.render import markdown_table
 BATCH_SIZES = (1, 8, 32)
 THREADS = (1, 2)
 _MARK = ": throughput at "
+#: Per format, the precisions a throughput table needs: fp32, bf16 where it exists, and its fastest int8 kind.
+_INT8_KINDS = ("int8-dynamic", "int8-static")
+
+
+def throughput_artifacts(formats) -> frozenset[str]:
+    """The artifact folder names (``format-precision``) the throughput runs time: one fp32, bf16 and int8 per format.
+
+    Every precision at three batch sizes and two thread counts would take hours on a small machine; the table is
+    per format, so it times what a user picks there (the harness's main table has every precision at batch 1 and 8).
+    """
+    chosen = set()
+    for fmt in formats:
+        names = fmt.precision_names
+        int8 = next((kind for kind in _INT8_KINDS if kind in names), None)
+        chosen |= {f"{fmt.name}-{name}" for name in ("fp32", "bf16", int8) if name in names}
+    return frozenset(chosen)
 
 
 def run_title(model_title: str, threads: int) -> str:
