@@ -164,6 +164,36 @@ def test_a_malformed_token_merging_field_is_refused_naming_it(merged_onnx, tmp_p
         read_manifest(folder)
 
 
+def test_merged_blocks_export_as_multi_head_attention_with_log_size_as_bias(tiny_folder, tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from vitedge.converters.onnx.attention import MULTI_HEAD_ATTENTION, fused_attention
+
+    source = token_merged_source(load_source(str(tiny_folder)), plan_for(load_source(str(tiny_folder)), R))
+    wrapper = source.two_outputs().eval()
+    inputs, _ = validation_inputs(source.preprocess, 4)
+    path = tmp_path / "fused.onnx"
+    with torch.no_grad():
+        expected = wrapper(torch.from_numpy(inputs))[0].numpy()
+        with fused_attention(source.model, MULTI_HEAD_ATTENTION) as fused:
+            torch.onnx.export(wrapper, (torch.from_numpy(inputs),), str(path), dynamo=False, opset_version=17,
+                              input_names=["pixel_values"], custom_opsets={"com.microsoft": 1})
+    nodes = [node for node in onnx.load(str(path)).graph.node if node.op_type == MULTI_HEAD_ATTENTION]
+    # block 1 sees no sizes yet (plain); block 2 adds log(size): inputs 3 and 4 absent, the bias sixth
+    assert fused == len(nodes) == 2 and [len(node.input) for node in nodes] == [3, 6] and nodes[1].input[3:5] == ["", ""]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert np.abs(session.run(None, {"pixel_values": inputs})[0] - expected).max() < 1e-4
+
+
+def test_an_int8_dynamic_merged_onnx_graph_records_its_fused_attention(tiny_folder, tmp_path):
+    result = convert(str(tiny_folder), to="onnx", precision="int8-dynamic", out=tmp_path / "int8",
+                     options=ExportOptions(token_merging=R), validation_samples=VALIDATION_SAMPLES)
+    recipe = result.manifest.conversion.recipe
+    assert recipe["fused_attention_layers"] == 2 and recipe["fused_attention_op"] == "com.microsoft.MultiHeadAttention"
+    assert result.manifest.validation.passed
+
+
 def _closer_to_merged(folder, source, plan) -> None:
     """The artifact's logits are the token-merged model's, not the unmerged one's (the graph really merges)."""
     from vitedge.runtime import Classifier

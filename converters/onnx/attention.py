@@ -13,6 +13,8 @@ ONNX symbolic is the contrib op. Two forms:
   ``--keep-float``/``diagnose`` still address them one by one); only softmax(QKᵀ)V over the heads is one
   float op in place of the Reshape/Transpose/MatMul/Softmax chain (ViT-B/16: 175 nodes run per call after
   onnxruntime's optimizations instead of 379; ``benchmarks/results/onnx_exporter.md`` has the profiles).
+  Token-merged blocks (:mod:`vitedge.converters.token_merging`) fuse too: their proportional attention's
+  ``log(size)`` goes in as the op's ``attention_bias``.
 
 The graph needs onnxruntime (contrib ops); numerics are checked against torch like every export.
 """
@@ -54,25 +56,51 @@ class FusedAttention(torch.autograd.Function):
         return output
 
 
+def _multi_head(query, key, value, num_heads: int, scale: float, bias=None):
+    """softmax(QKᵀ·scale [+ bias])V over heads, from projected ``(batch, tokens, hidden)`` q, k, v."""
+    batch, tokens, hidden = query.shape
+
+    def split_heads(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.reshape(batch, tokens, num_heads, -1).transpose(1, 2)
+
+    scores = (split_heads(query) @ split_heads(key).transpose(-1, -2)) * scale
+    probabilities = torch.softmax(scores if bias is None else scores + bias, dim=-1)
+    return (probabilities @ split_heads(value)).transpose(1, 2).reshape(batch, tokens, hidden)
+
+
+def _multi_head_symbolic(graph, query, key, value, attention_bias, num_heads: int, scale: float):
+    inputs = (query, key, value)
+    if attention_bias is not None:  # inputs 3 and 4 (packed bias, key padding mask) absent: '' in the graph
+        absent = graph.op("prim::Constant").setType(torch._C.OptionalType.ofTensor())
+        inputs += (absent, absent, attention_bias)
+    output = graph.op(f"{ATTENTION_DOMAIN}::{MULTI_HEAD_ATTENTION}", *inputs, num_heads_i=num_heads, scale_f=scale)
+    output.setType(query.type())
+    return output
+
+
 class FusedMultiHeadAttention(torch.autograd.Function):
     """softmax(QKᵀ·scale)V over heads from projected q, k, v; exports as ``com.microsoft.MultiHeadAttention``."""
 
     @staticmethod
     def forward(ctx, query, key, value, num_heads: int, scale: float):  # noqa: D102 - torch API
-        batch, tokens, hidden = query.shape
-
-        def split_heads(tensor: torch.Tensor) -> torch.Tensor:
-            return tensor.reshape(batch, tokens, num_heads, -1).transpose(1, 2)
-
-        probabilities = torch.softmax((split_heads(query) @ split_heads(key).transpose(-1, -2)) * scale, dim=-1)
-        return (probabilities @ split_heads(value)).transpose(1, 2).reshape(batch, tokens, hidden)
+        return _multi_head(query, key, value, num_heads, scale)
 
     @staticmethod
     def symbolic(graph, query, key, value, num_heads: int, scale: float):  # noqa: D102 - torch API
-        output = graph.op(f"{ATTENTION_DOMAIN}::{MULTI_HEAD_ATTENTION}", query, key, value, num_heads_i=num_heads,
-                          scale_f=scale)
-        output.setType(query.type())
-        return output
+        return _multi_head_symbolic(graph, query, key, value, None, num_heads, scale)
+
+
+class FusedBiasedMultiHeadAttention(torch.autograd.Function):
+    """:class:`FusedMultiHeadAttention` plus an additive ``(batch, 1, tokens, tokens)`` bias on the logits (the
+    op's ``attention_bias`` input): token merging's proportional attention, ``log(size)`` per key."""
+
+    @staticmethod
+    def forward(ctx, query, key, value, bias, num_heads: int, scale: float):  # noqa: D102 - torch API
+        return _multi_head(query, key, value, num_heads, scale, bias)
+
+    @staticmethod
+    def symbolic(graph, query, key, value, bias, num_heads: int, scale: float):  # noqa: D102 - torch API
+        return _multi_head_symbolic(graph, query, key, value, bias, num_heads, scale)
 
 
 def _is_attention(module: nn.Module) -> bool:
@@ -107,6 +135,24 @@ def _multi_head_forward(module: nn.Module):
     return forward
 
 
+def _sized_multi_head_forward(module: nn.Module):
+    """A token-merged block's attention (:class:`~vitedge.converters.token_merging.merge.SizedAttention`) as one
+    ``MultiHeadAttention``, ``log(size)`` as its attention bias; the keys averaged over heads still come out."""
+    shape = module.shape
+
+    def forward(hidden: torch.Tensor, log_size: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        query, key, value = module.q_proj(hidden), module.k_proj(hidden), module.v_proj(hidden)
+        if log_size is None:
+            context = FusedMultiHeadAttention.apply(query, key, value, shape.heads, module.scaling)
+        else:
+            bias = log_size.transpose(1, 2).unsqueeze(1).expand(-1, 1, shape.tokens, shape.tokens)
+            context = FusedBiasedMultiHeadAttention.apply(query, key, value, bias, shape.heads, module.scaling)
+        keys = key.view(-1, shape.tokens, shape.heads, shape.head_dim).mean(dim=2)
+        return module.o_proj(context), keys
+
+    return forward
+
+
 _FORWARDS = {ATTENTION: _fused_forward, MULTI_HEAD_ATTENTION: _multi_head_forward}
 
 
@@ -121,10 +167,15 @@ def fused_attention(model: nn.Module, op: str = ATTENTION) -> Iterator[int]:
     if getattr(getattr(model, "config", None), "model_type", None) not in FUSABLE_MODEL_TYPES:
         yield 0  # BEiT's relative position bias and Swin's window masks are not plain self-attention
         return
+    from vitedge.converters.token_merging.merge import SizedAttention
+
     for module in model.modules():
         if _is_attention(module):
             patched.append(module)
             module.forward = _FORWARDS[op](module)
+        elif isinstance(module, SizedAttention) and op == MULTI_HEAD_ATTENTION:  # Attention has no bias input here
+            patched.append(module)
+            module.forward = _sized_multi_head_forward(module)
     try:
         yield len(patched)
     finally:

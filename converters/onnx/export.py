@@ -79,7 +79,8 @@ def export_onnx(source: SourceModel, workdir: Path, options: ExportOptions) -> E
     model_path = workdir / "model.onnx"
     fp32_path = model_path if precision == "fp32" else workdir / "fp32.onnx"
     fuse = options.graph == "optimized" and options.exporter == "torchscript" and precision in FUSED_ATTENTION_PRECISIONS
-    fuse = fuse and is_off(options.token_merging)  # token-merged blocks add sizes to the logits: plain attention
+    # token-merged blocks add log(size) to the logits: only MultiHeadAttention (int8-dynamic) takes that bias here
+    fuse = fuse and (is_off(options.token_merging) or FUSED_ATTENTION_OPS[precision] == MULTI_HEAD_ATTENTION)
     wrapper = source.two_outputs()
     sample = torch.zeros(2, 3, source.image_size, source.image_size)
     try:
