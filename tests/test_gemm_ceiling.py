@@ -63,11 +63,12 @@ def test_the_model_ceiling_mixes_the_best_rates_as_the_models_gemms_are_weighted
     assert ceiling.model_rate({**VIT_B, "image_size": 32, "patch_size": 4}, "int8") is None  # other shapes
 
 
-def _run(cpu: str, p50_ms: float) -> BenchRun:
+def _run(cpu: str, p50_ms: float, threads: int = 2) -> BenchRun:
     latency = BatchLatency(1, LatencyStats(5, p50_ms, p50_ms, p50_ms, p50_ms, p50_ms))
     result = BenchResult(name="onnx-int8-dynamic", target="-", status="ok", model="preset:vit-base-patch16-224",
                          format="onnx", precision="int8-dynamic", latency=(latency,))
-    return BenchRun("dev", "2026-01-01", "0", {"cpu": cpu}, BenchSettings(), None, None, (result,), title="ViT-B")
+    return BenchRun("dev", "2026-01-01", "0", {"cpu": cpu}, BenchSettings(threads=threads), None, None, (result,),
+                    title="ViT-B" if threads == 2 else f"ViT-B at {threads} thread")
 
 
 def test_each_artifact_gets_its_effective_rate_and_share_only_on_the_ceilings_cpu(tmp_path):
@@ -79,6 +80,12 @@ def test_each_artifact_gets_its_effective_rate_and_share_only_on_the_ceilings_cp
     assert row[6] == f"{100 * effective / 500:.0f}%"
     [other] = efficiency_rows(_run("Another CPU", p50_ms=70.0), ceiling)
     assert other[6] == "other CPU"
+
+
+def test_the_section_compares_runs_at_the_ceilings_thread_count_only(tmp_path):
+    path = _ceiling_file(tmp_path, {(197, 768, 768): 500.0, (197, 768, 3072): 500.0, (197, 3072, 768): 500.0})
+    section = efficiency_section([_run("Test CPU", 70.0), _run("Test CPU", 120.0, threads=1)], path)
+    assert "### ViT-B" in section and "at 1 thread" not in section
 
 
 def test_the_section_warns_about_a_busy_ceiling_and_is_empty_without_a_file(tmp_path):
@@ -94,6 +101,8 @@ def test_compute_precision_of_artifacts_and_kernel_labels():
     assert [compute_precision(p) for p in ("int8-dynamic", "int8-static", "bf16", "fp16", "int4-weight", "fp32")] == [
         "int8", "int8", "bf16", "fp32", "fp32", "fp32"]
     assert compute_precision("int8 (GEMM only, u8 activations given)") == "int8"
+    # TFLite's int4 weights run in XNNPACK's dynamic-range int8 kernel; ONNX's MatMulNBits in fp32
+    assert (compute_precision("int4-weight", "tflite"), compute_precision("int4-weight", "onnx")) == ("int8", "fp32")
 
 
 def test_onnx_kernels_run_vitedges_int8_recipe_as_onnxruntimes_fused_ops(tmp_path):

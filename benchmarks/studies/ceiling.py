@@ -33,11 +33,17 @@ SCHEMA = "vitedge.gemm-ceiling/1"
 #: that is not measured here: they all count against the fp32 ceiling.
 COMPUTE_PRECISION = {"int8-dynamic": "int8", "int8-static": "int8", "bf16": "bf16"}
 COMPUTE_PRECISIONS = ("fp32", "bf16", "int8")
+#: Exceptions by (format, precision): TFLite int4-weight runs XNNPACK's dynamic-range kernel (activations
+#: quantized to int8 at run time, int4 weights unpacked to int8), int8 arithmetic, so the int8 ceiling bounds
+#: it (against fp32 it showed 221% on ViT-B). ONNX int4-weight (MatMulNBits, accuracy level 0) computes in fp32.
+FORMAT_COMPUTE_PRECISION = {("tflite", "int4-weight"): "int8"}
 
 
-def compute_precision(kernel_or_artifact_precision: str) -> str:
-    """``fp32`` | ``bf16`` | ``int8`` for an artifact precision or a kernel label (``int8 (dynamic, …)``)."""
+def compute_precision(kernel_or_artifact_precision: str, fmt: str | None = None) -> str:
+    """``fp32`` | ``bf16`` | ``int8`` for an artifact precision (of format ``fmt``) or a kernel label (``int8 (dynamic, …)``)."""
     name = kernel_or_artifact_precision.split(" ")[0]
+    if (fmt, name) in FORMAT_COMPUTE_PRECISION:
+        return FORMAT_COMPUTE_PRECISION[fmt, name]
     return COMPUTE_PRECISION.get(name, name if name in COMPUTE_PRECISIONS else "fp32")
 
 
@@ -124,7 +130,7 @@ def efficiency_rows(run: BenchRun, ceiling: Ceiling) -> list[list[str]]:
         macs = vit_macs(architecture) if architecture else None
         latency = result.at_batch(1)
         if macs and latency is not None:
-            precision = compute_precision(result.precision or "fp32")
+            precision = compute_precision(result.precision or "fp32", result.format)
             effective = macs / (latency.stats.p50_ms / 1000) / 1e9
             rate = ceiling.model_rate(architecture, precision)
             share = "-" if rate is None else f"{100 * effective / rate:.0f}%" if same_cpu else "other CPU"
@@ -146,12 +152,15 @@ def efficiency_section(runs: Sequence[BenchRun], ceiling_path: str | Path) -> st
              f"Ceiling: the best GEMM kernel of any backend per compute precision on each of the model's GEMM shapes, "
              f"measured {ceiling.created[:10]} on {ceiling.cpu} at {ceiling.threads} threads "
              f"([gemm_ceiling.md](gemm_ceiling.md)). Effective GMAC/s: the model's multiply-accumulates per image "
-             "over its batch-1 p50. A run on another CPU is not compared.", ""]
+             "over its batch-1 p50. A run on another CPU is not compared; runs at another thread count (the "
+             "throughput runs) are left out.", ""]
     if ceiling.busy:
         lines += [f"**The ceiling was measured on a busy machine** (load average {ceiling.load_average:.1f} on "
                   f"{ceiling.logical_cpus} CPUs): its GMAC/s are too low and the percentages too high; measure it again "
                   "on a quiet machine.", ""]
     for run in runs:
+        if run.settings.threads != ceiling.threads:
+            continue
         rows = efficiency_rows(run, ceiling)
         if rows:
             lines += [f"### {run.heading} ({run.machine.get('cpu', '?')})", "", markdown_table(rows, EFFICIENCY_HEADER), ""]
