@@ -101,8 +101,11 @@ def test_compute_precision_of_artifacts_and_kernel_labels():
     assert [compute_precision(p) for p in ("int8-dynamic", "int8-static", "bf16", "fp16", "int4-weight", "fp32")] == [
         "int8", "int8", "bf16", "fp32", "fp32", "fp32"]
     assert compute_precision("int8 (GEMM only, u8 activations given)") == "int8"
-    # TFLite's int4 weights run in XNNPACK's dynamic-range int8 kernel; ONNX's MatMulNBits in fp32
-    assert (compute_precision("int4-weight", "tflite"), compute_precision("int4-weight", "onnx")) == ("int8", "fp32")
+    # TFLite's int4 weights run in XNNPACK's dynamic-range int8 kernel, OpenVINO's compressed weights in its CPU
+    # plugin's dynamic quantization; ONNX's MatMulNBits in fp32
+    assert [compute_precision(p, fmt) for fmt, p in (("tflite", "int4-weight"), ("openvino", "int8-weight"),
+                                                     ("openvino", "int4-weight"), ("onnx", "int4-weight"))] == [
+        "int8", "int8", "int8", "fp32"]
 
 
 def test_onnx_kernels_run_vitedges_int8_recipe_as_onnxruntimes_fused_ops(tmp_path):

@@ -354,9 +354,11 @@ FORMATS: dict[str, Format] = {
                 PrecisionSupport("int8-static", OPENVINO_INT8_STATIC_TOLERANCE,
                                  "nncf.quantize, transformer preset with SmoothQuant; float ops in f32"),
                 PrecisionSupport("int8-weight", OPENVINO_INT8_WEIGHT_TOLERANCE,
-                                 "nncf.compress_weights, per-channel asymmetric; f32 compute"),
+                                 "nncf.compress_weights, per-channel asymmetric; int8 GEMMs on CPUs: the plugin quantizes "
+                                 "activations at run time (dynamic quantization, groups of 32)"),
                 PrecisionSupport("int4-weight", OPENVINO_INT4_TOLERANCE,
-                                 "nncf.compress_weights, symmetric groups of 32, int8 patch embedding and head; f32 compute"),
+                                 "nncf.compress_weights, symmetric groups of 32, int8 patch embedding and head; int8 GEMMs "
+                                 "on CPUs (activations quantized at run time, as int8-weight)"),
             ),
             notes="OpenVINO on Linux, Windows, macOS: x86 and ARM CPUs, Intel GPUs and NPUs (--device)",
             options=("calibration", "calibration_samples", "max_accuracy_drop", "keep_float", "token_merging"),

@@ -65,7 +65,7 @@ def quantized_ops(names: ModuleNames) -> dict[str, str]:
             continue
         calibrated = op.input_value(0).get_node().get_type_name() == "FakeQuantize"
         found[module] = (f"{dtype} weights, calibrated {dtype} activations (FakeQuantize)" if calibrated
-                         else f"{dtype} weights, f32 compute (decompressed on the fly)")
+                         else f"{dtype} weights, activations quantized at run time by the CPU plugin (dynamic quantization)")
     return found
 
 
