@@ -1,11 +1,16 @@
-"""ExecuTorch backend: ExecuTorch's Python runtime (``executorch.runtime.Runtime``), XNNPACK delegate.
+"""ExecuTorch backend: ExecuTorch's Python runtime extension (``executorch.extension.pybindings._C``), XNNPACK delegate.
 
 This is the one runtime module that imports torch, because ExecuTorch's Python runtime cannot run
 without it: the pip wheel's runtime extension links libtorch (``portable_lib`` imports torch before
-it loads), and ``Method.execute`` takes and returns torch tensors only (a numpy array is refused:
+it loads), and a method takes and returns torch tensors only (a numpy array is refused:
 "Unsupported python type numpy.ndarray"). So the torch use here is narrow: ``torch.from_numpy`` on
 the way in (no copy), ``.numpy()`` on the way out. The import-linter contract names this module as
 its one exception; a torch-free ExecuTorch runtime means the C++ runtime (Android, iOS, embedded).
+
+The extension is loaded directly, not through ``executorch.runtime``: that public wrapper (and
+``portable_lib``) first import ExecuTorch's compiler package (``executorch.exir``, torchao), ~3 s of a
+~5 s cold load of a ViT-B .pte on a 2-core x86 machine, for nothing a loaded program needs. Should a
+release move the extension, the public wrapper is the fallback.
 
 The models are exported at batch 1 (see ``vitedge.converters.executorch.export``), so
 ``max_batch_size`` is 1 and a batch runs image by image.
@@ -55,7 +60,7 @@ class ExecuTorchBackend:
 
     def __init__(self, model_path: Path, manifest: Manifest, *, num_threads: int | None = None) -> None:
         global _loaded
-        runtime = _runtime()  # loads libtorch: ExecuTorch's Python runtime cannot run without it
+        extension = _extension()  # loads libtorch: ExecuTorch's Python runtime cannot run without it
         import torch  # its methods take and return torch tensors (see the module's docstring)
 
         self._tensor = torch.from_numpy
@@ -65,14 +70,16 @@ class ExecuTorchBackend:
         try:
             with _runtime_output(said):
                 _loaded = True  # from here on the thread pool must not be resized
-                self._program = runtime.load_program(Path(model_path))
+                self._program = extension._load_program(
+                    str(model_path), enable_etdump=False, debug_buffer_size=0,
+                    program_verification=extension.Verification.InternalConsistency)
                 self._method = self._program.load_method(METHOD)
         except Exception as error:  # the runtime raises RuntimeError("... error: 0x:23") and logs the reason
             reason = said.reason() or " ".join(str(error).split())
             raise ArtifactError(f"{model_path}: ExecuTorch cannot load it ({reason})",
                                 hint="re-create the artifact with vitedge convert --to executorch") from error
         self.version = importlib.metadata.version("executorch")
-        self.input_shape = tuple(self._method.metadata.input_tensor_meta(0).sizes())
+        self.input_shape = tuple(self._method.method_meta().input_tensor_meta(0).sizes())
         if manifest.input.shape[1:] != self.input_shape[1:]:
             raise ArtifactError(
                 f"{model_path}: the model takes {self.input_shape} but the manifest says {manifest.input.shape}",
@@ -89,7 +96,7 @@ class ExecuTorchBackend:
         step = self.input_shape[0]
         parts = []
         for start in range(0, len(batch), step):
-            outputs = self._method.execute((self._tensor(batch[start : start + step]),))
+            outputs = self._method((self._tensor(batch[start : start + step]),))
             parts.append([output.numpy() for output in outputs])
         return {key: np.concatenate([part[i] for part in parts]).astype(np.float32, copy=False)
                 for i, key in enumerate(self._keys)}
@@ -101,11 +108,9 @@ _loaded = False
 
 def _size_thread_pool(num_threads: int | None) -> int:
     """Size ExecuTorch's process-wide thread pool to ``num_threads`` while that is safe; the size in use."""
-    from executorch.extension.pybindings.portable_lib import (
-        _threadpool_get_thread_count,
-        _unsafe_reset_threadpool,
-    )
-
+    extension = _extension()
+    _threadpool_get_thread_count, _unsafe_reset_threadpool = (
+        extension._threadpool_get_thread_count, extension._unsafe_reset_threadpool)
     with _runtime_output(_Said()):  # the first call probes the CPU, a reset says so: log lines
         current = _threadpool_get_thread_count()
         if num_threads and num_threads != current and not _loaded:
@@ -124,14 +129,21 @@ def _not_torchao_noise(record: logging.LogRecord) -> bool:
     return TORCHAO_NOISE not in record.getMessage()
 
 
-def _runtime():
-    """ExecuTorch's runtime singleton (importing it loads libtorch and ExecuTorch's compiler package)."""
-    logging.getLogger("torchao").addFilter(_not_torchao_noise)  # added once: the same function
-    with warnings.catch_warnings():  # "This API is experimental and subject to change without notice."
-        warnings.filterwarnings("ignore", message="This API is experimental")
-        from executorch.runtime import Runtime
+def _extension():
+    """ExecuTorch's compiled runtime extension, after libtorch (it links it); the public wrapper if it moved."""
+    import torch  # noqa: F401 - loads libtorch, which the extension links
 
-        return Runtime.get()
+    try:
+        from executorch.extension.pybindings import _C
+
+        return _C
+    except ImportError:
+        logging.getLogger("torchao").addFilter(_not_torchao_noise)  # added once: the same function
+        with warnings.catch_warnings():  # "This API is experimental and subject to change without notice."
+            warnings.filterwarnings("ignore", message="This API is experimental")
+            from executorch.extension.pybindings import portable_lib
+
+        return portable_lib
 
 
 def _check_identifier(model_path: Path) -> None:
