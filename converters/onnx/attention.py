@@ -135,22 +135,19 @@ def _multi_head_forward(module: nn.Module):
     return forward
 
 
-def _sized_multi_head_forward(module: nn.Module):
-    """A token-merged block's attention (:class:`~vitedge.converters.token_merging.merge.SizedAttention`) as one
-    ``MultiHeadAttention``, ``log(size)`` as its attention bias; the keys averaged over heads still come out."""
+def _sized_multi_head_attend(module: nn.Module):
+    """A token-merged block's softmax(QKᵀ)V (:meth:`~vitedge.converters.token_merging.merge.SizedAttention.attend`)
+    as one ``MultiHeadAttention``, ``log(size)`` as its attention bias."""
     shape = module.shape
 
-    def forward(hidden: torch.Tensor, log_size: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        query, key, value = module.q_proj(hidden), module.k_proj(hidden), module.v_proj(hidden)
+    def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+               log_size: torch.Tensor | None) -> torch.Tensor:
         if log_size is None:
-            context = FusedMultiHeadAttention.apply(query, key, value, shape.heads, module.scaling)
-        else:
-            bias = log_size.transpose(1, 2).unsqueeze(1).expand(-1, 1, shape.tokens, shape.tokens)
-            context = FusedBiasedMultiHeadAttention.apply(query, key, value, bias, shape.heads, module.scaling)
-        keys = key.view(-1, shape.tokens, shape.heads, shape.head_dim).mean(dim=2)
-        return module.o_proj(context), keys
+            return FusedMultiHeadAttention.apply(query, key, value, shape.heads, module.scaling)
+        bias = log_size.transpose(1, 2).unsqueeze(1).expand(-1, 1, shape.tokens, shape.tokens)
+        return FusedBiasedMultiHeadAttention.apply(query, key, value, bias, shape.heads, module.scaling)
 
-    return forward
+    return attend
 
 
 _FORWARDS = {ATTENTION: _fused_forward, MULTI_HEAD_ATTENTION: _multi_head_forward}
@@ -161,7 +158,7 @@ def fused_attention(model: nn.Module, op: str = ATTENTION) -> Iterator[int]:
     """While active, attention modules of ``model`` export as the contrib ``op`` (``Attention`` | ``MultiHeadAttention``).
 
     Yields the number of modules patched (0 when the architecture has none we recognise); their
-    original ``forward`` is restored on exit.
+    class's ``forward`` (``attend`` for a token-merged block's attention) is theirs again on exit.
     """
     patched = []
     if getattr(getattr(model, "config", None), "model_type", None) not in FUSABLE_MODEL_TYPES:
@@ -171,13 +168,13 @@ def fused_attention(model: nn.Module, op: str = ATTENTION) -> Iterator[int]:
 
     for module in model.modules():
         if _is_attention(module):
-            patched.append(module)
+            patched.append((module, "forward"))
             module.forward = _FORWARDS[op](module)
         elif isinstance(module, SizedAttention) and op == MULTI_HEAD_ATTENTION:  # Attention has no bias input here
-            patched.append(module)
-            module.forward = _sized_multi_head_forward(module)
+            patched.append((module, "attend"))
+            module.attend = _sized_multi_head_attend(module)
     try:
         yield len(patched)
     finally:
-        for module in patched:
-            del module.forward  # back to the class's forward
+        for module, name in patched:
+            delattr(module, name)  # back to the class's method

@@ -54,15 +54,22 @@ class SizedAttention(nn.Module):
         averaged over heads ``(batch, tokens, head_dim)``: ToMe's similarity metric.
         """
         shape = self.shape
+        query, key, value = self.q_proj(hidden), self.k_proj(hidden), self.v_proj(hidden)
+        context = self.attend(query, key, value, log_size)
+        return self.o_proj(context), key.view(-1, shape.tokens, shape.heads, shape.head_dim).mean(dim=2)
+
+    def attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+               log_size: torch.Tensor | None) -> torch.Tensor:
+        """softmax(QKᵀ·scale + log(size))V over heads, from the projections ``(batch, tokens, hidden)``; an exporter
+        may put a fused op in its place (:func:`vitedge.converters.onnx.attention.fused_attention`)."""
+        shape = self.shape
         heads = (-1, shape.tokens, shape.heads, shape.head_dim)
-        query = self.q_proj(hidden).view(heads).transpose(1, 2)
-        keys = self.k_proj(hidden).view(heads)
-        value = self.v_proj(hidden).view(heads).transpose(1, 2)
+        query, keys, value = query.view(heads).transpose(1, 2), key.view(heads), value.view(heads).transpose(1, 2)
         scores = torch.matmul(query, keys.permute(0, 2, 3, 1)) * self.scaling
         if log_size is not None:
             scores = scores + log_size.transpose(1, 2).unsqueeze(1)  # (batch, 1, 1, tokens): per key
         context = torch.matmul(torch.softmax(scores, dim=-1), value).transpose(1, 2)
-        return self.o_proj(context.reshape(-1, shape.tokens, shape.heads * shape.head_dim)), keys.mean(dim=2)
+        return context.reshape(-1, shape.tokens, shape.heads * shape.head_dim)
 
 
 class _Rows(torch.autograd.Function):
