@@ -64,7 +64,7 @@ class ExecuTorchBackend:
         import torch  # its methods take and return torch tensors (see the module's docstring)
 
         self._tensor = torch.from_numpy
-        self.num_threads = _size_thread_pool(num_threads)
+        self.num_threads = _size_thread_pool(extension, num_threads)
         _check_identifier(model_path)
         said = _Said()
         try:
@@ -106,16 +106,14 @@ class ExecuTorchBackend:
 _loaded = False
 
 
-def _size_thread_pool(num_threads: int | None) -> int:
-    """Size ExecuTorch's process-wide thread pool to ``num_threads`` while that is safe; the size in use."""
-    extension = _extension()
-    _threadpool_get_thread_count, _unsafe_reset_threadpool = (
-        extension._threadpool_get_thread_count, extension._unsafe_reset_threadpool)
+def _size_thread_pool(extension, num_threads: int | None) -> int:
+    """Size ExecuTorch's process-wide thread pool (of the runtime ``extension``) to ``num_threads`` while that is
+    safe; the size in use."""
     with _runtime_output(_Said()):  # the first call probes the CPU, a reset says so: log lines
-        current = _threadpool_get_thread_count()
+        current = extension._threadpool_get_thread_count()
         if num_threads and num_threads != current and not _loaded:
-            _unsafe_reset_threadpool(num_threads)
-            return _threadpool_get_thread_count()
+            extension._unsafe_reset_threadpool(num_threads)
+            return extension._threadpool_get_thread_count()
     if num_threads and num_threads != current:
         warnings.warn(
             f"ExecuTorch runs on one thread pool per process, {current} threads, already in use here: "
