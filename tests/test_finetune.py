@@ -201,8 +201,8 @@ def test_a_pretrained_folder_gets_a_new_head_for_new_classes(data, tmp_path):
     from vitedge.converters.loading import load_source
 
     folder = write_tiny_folder(tmp_path / "pretrained")  # labels apple, banana, cherry, date
-    with pytest.raises(UsageError, match="apply to presets and config files"):
-        finetune(str(folder), data, tmp_path / "x", fast_options(), RunSetup(image_size=64))
+    with pytest.raises(UsageError, match="--patch-size applies to presets"):
+        finetune(str(folder), data, tmp_path / "x", fast_options(), RunSetup(patch_size=4))
     run = finetune(str(folder), data, tmp_path / "tuned", fast_options(epochs=1, head_only=True))
     assert run.record["start"]["head"] == "new" and run.record["start"]["weights"] == "pretrained"
     assert run.model.config.id2label == dict(enumerate(CLASS_NAMES)) and run.model.classifier.out_features == 3
@@ -212,3 +212,55 @@ def test_a_pretrained_folder_gets_a_new_head_for_new_classes(data, tmp_path):
             assert torch.equal(tensor, pretrained[name]), name  # the body is the pretrained one, frozen
     again = finetune(str(tmp_path / "tuned"), data, tmp_path / "again", fast_options(epochs=1))
     assert again.record["start"]["head"] == "kept" and again.record["start"]["weights"] == "finetuned"
+
+
+# -- a pretrained ViT/DeiT at another input size: position embeddings resampled --------------------------
+
+
+def test_resampled_positions_keep_special_rows_and_a_smooth_table():
+    from vitedge.converters.training.resize import resample_positions
+
+    grid = torch.stack(torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij"), -1)  # a linear ramp
+    table = torch.cat([torch.full((1, 2, 2), 7.0), grid.reshape(1, 16, 2)], dim=1)
+    same = resample_positions(table, 2, 4)
+    assert torch.equal(same, table)
+    bigger = resample_positions(table, 2, 8)
+    assert bigger.shape == (1, 2 + 64, 2) and torch.equal(bigger[:, :2], table[:, :2])
+    rows = bigger[0, 2:].reshape(8, 8, 2)
+    assert torch.all(rows[1:, :, 0] >= rows[:-1, :, 0] - 1e-5)  # still increasing down the rows
+    assert rows[..., 0].min() >= -0.5 and rows[..., 0].max() <= 3.5  # the same range, no ringing blow-up
+
+
+@pytest.mark.parametrize("kind", ["vit", "deit"])
+def test_a_pretrained_vit_fine_tunes_at_a_larger_input(kind, data, tmp_path):
+    from tests.conftest import write_tiny_folder
+    from vitedge.converters.loading import load_source
+
+    folder = write_tiny_folder(tmp_path / "pretrained", model_type=kind)
+    before = load_source(str(folder))
+    start = build_starting_model(str(folder), CLASS_NAMES, image_size=before.image_size * 2)
+    assert start.input_size == (before.image_size * 2,) * 2 and start.origin["image_size"]["to"] == before.image_size * 2
+    with torch.no_grad():
+        logits = start.model(pixel_values=torch.zeros(1, 3, *start.input_size)).logits
+    assert logits.shape == (1, len(CLASS_NAMES))
+    run = finetune(str(folder), data, tmp_path / "tuned", fast_options(epochs=1), RunSetup(image_size=before.image_size * 2))
+    tuned = load_source(str(tmp_path / "tuned"))
+    assert tuned.image_size == before.image_size * 2 and tuned.preprocess.output_size == start.input_size
+    assert run.record["start"]["image_size"]["from"] == before.image_size
+    artifact = tmp_path / "artifact"
+    assert main(["convert", str(tmp_path / "tuned"), "--to", "onnx", "--out", str(artifact), "--validation-samples", "4"]) == 0
+    assert json.loads((artifact / "manifest.json").read_text())["preprocess"]["size"] == list(start.input_size)
+
+
+def test_resizing_refuses_what_it_cannot_do(data, tmp_path, capsys):
+    from tests.conftest import write_tiny_folder
+
+    folder = write_tiny_folder(tmp_path / "pretrained")
+    with pytest.raises(UsageError, match="not a multiple of the model's patch size"):
+        build_starting_model(str(folder), CLASS_NAMES, image_size=37)
+    swin = tmp_path / "swin"
+    assert main(["finetune", "preset:swin-tiny-test", "--data", str(data), "--out", str(swin), "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main(["finetune", str(swin), "--data", str(data), "--out", str(tmp_path / "x"), "--image-size", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "pretrained swin model is not supported" in err and "Traceback" not in err

@@ -42,7 +42,8 @@ def _common(parser: argparse.ArgumentParser, *, learning_rate: float) -> None:
     parser.add_argument("--qat", action="store_true", help="quantization-aware training (int8 fake-quant linear layers)")
     parser.add_argument("--qat-export", metavar="ARTIFACT",
                         help="with --qat: also write the ONNX int8 QDQ artifact with the learned ranges here")
-    parser.add_argument("--image-size", type=int, help="input size of a preset or config.json start (random init)")
+    parser.add_argument("--image-size", type=int, help="input size of a preset or config.json start; a pretrained "
+                                                       "ViT/DeiT is fine-tuned at this size (positions resampled)")
     parser.add_argument("--patch-size", type=int, help="patch size of a preset or config.json start (random init)")
     parser.add_argument("--checkpoint-dir", metavar="DIR", help="resumable state and metrics log (default: OUT.checkpoint)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint when there is one")

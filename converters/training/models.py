@@ -2,7 +2,8 @@
 
 A start is ``preset:NAME`` (that architecture, random init; its image and patch size may be
 changed, as nothing pretrained depends on them), a ``config.json`` file (from scratch), a local
-Hugging Face folder or a hub id (loaded as ``vitedge convert`` loads it). A random-init start takes
+Hugging Face folder or a hub id (loaded as ``vitedge convert`` loads it; a pretrained ViT or DeiT may
+change its input size: :mod:`.resize`). A random-init start takes
 its family's preprocessing (:mod:`vitedge.converters.family_preprocess`: MobileViT's BGR without
 normalization, DINOv2's shortest edge and crop, …), which the trained folder's processor config keeps.
 """
@@ -76,13 +77,15 @@ def build_starting_model(
         spec: ``preset:NAME`` (or a bare preset name), a ``config.json`` file, a local Hugging Face
             folder, or a hub id.
         class_names: The dataset's classes, in label order.
-        image_size: Input size for a preset or config file (random init only).
+        image_size: Input size for a preset or config file; for a pretrained ViT or DeiT, the size to
+            fine-tune it at (its position embeddings resampled: :mod:`.resize`).
         patch_size: Patch size for a preset or config file (random init only).
         seed: Seeds random initialization (new heads included).
         allow_pickle: Accept a pickle checkpoint (only for sources you trust).
 
     Raises:
-        UsageError: ``image_size``/``patch_size`` given for pretrained weights, or sizes that do not fit.
+        UsageError: ``patch_size`` given for pretrained weights, ``image_size`` for a pretrained family
+            other than ViT/DeiT, or sizes that do not fit.
         ModelLoadError: The model cannot be loaded.
     """
     from transformers import AutoConfig
@@ -104,11 +107,9 @@ def build_starting_model(
             setattr(config, name, value)
         _check_sizes(config, str(path))
         return _from_config(config, str(path), seed)
-    if overrides:
-        raise UsageError(
-            f"{spec}: --image-size/--patch-size apply to presets and config files (random init) only",
-            hint="a pretrained model keeps the input size it was trained at",
-        )
+    if patch_size:
+        raise UsageError(f"{spec}: --patch-size applies to presets and config files (random init) only",
+                         hint="pretrained patch embeddings keep their patch size; --image-size can change")
     source = load_source(str(spec), allow_pickle=allow_pickle)
     model = source.model
     same_labels = tuple(source.labels[i] for i in sorted(source.labels)) == tuple(class_names)
@@ -116,6 +117,12 @@ def build_starting_model(
         replace_head(model, class_names, seed=seed)
     origin = {"model": source.info.model, "weights": source.info.weights, "revision": source.info.revision,
               "weights_sha256": source.info.weights_sha256, "head": "kept" if same_labels else "new"}
+    if image_size and image_size != source.image_size:
+        from vitedge.converters.training.resize import resize_input
+
+        origin["image_size"] = {"from": source.image_size, "to": image_size, "positions": "resampled (bicubic)"}
+        spec_at_size = resize_input(model, source.preprocess, image_size)
+        return StartingModel(model, spec_at_size, processor_config(spec_at_size, model.config.model_type), origin)
     return StartingModel(model, source.preprocess, source.processor_config, origin)
 
 
