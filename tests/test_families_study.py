@@ -31,6 +31,7 @@ def test_cells_follow_the_registry():
                 assert family in fmt.families
             if item.status == UNTESTED:
                 assert family not in fmt.families
+            assert item.converts == (item.status != REFUSED)  # the study measures what is not refused
     assert len(family_cells("vit")) == sum(len(fmt.precisions) for fmt in FORMATS.values())
     refused = cell(FORMATS["tflite"], "mobilevit", "int8-static")
     assert refused.status == REFUSED and "convolutions" in refused.reason and "int8-dynamic" in refused.reason

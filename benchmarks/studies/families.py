@@ -128,8 +128,10 @@ def render(args: argparse.Namespace, families: list[report.FamilyAccuracy], mode
             f"Each family's `{plan.preset_suffix}` preset (its ops, not a published size) fine-tuned from random init with "
             f"`vitedge finetune` on the built-in shapes ({shapes.num_classes} classes, difficulty {shapes.difficulty}): "
             f"{plan.train_per_class} training and {plan.val_per_class} validation images per class, AdamW lr "
-            f"{plan.learning_rate:g}, batch 32, up to {_count(plan.epochs, 'epoch')} or {plan.max_seconds:.0f} s, "
-            f"{_count(args.threads, 'thread')}; the best validation epoch is kept. Each model preprocesses with its family's processor. Then every "
+            f"{plan.learning_rate:g}, batch 32, up to {_count(plan.epochs, 'epoch')} or a time budget the schedule "
+            f"anneals to ({plan.max_seconds:.0f} s on {_count(args.threads, 'thread')} by default; a model already in "
+            "the cache is reused as it was trained: the table gives each one's budget and threads); the best "
+            "validation epoch is kept. Each model preprocesses with its family's processor. Then every "
             f"(format, precision) the registry claims for the family, each artifact run by vitedge's runtime in its own "
             f"process on the {plan.test_per_class * shapes.num_classes} held-out test images.", "",
             *report.accuracy_models_table(families),
@@ -137,12 +139,13 @@ def render(args: argparse.Namespace, families: list[report.FamilyAccuracy], mode
             "torch simulation with the package's own weights `vitedge convert` validates with. `✗`: the artifact "
             "missed its precision's validation tolerance (kept for this table; `vitedge convert` would refuse it). "
             "`refused`: the registry says the format cannot express the family (`vitedge convert` refuses it); "
-            "`-`: not claimed by the registry.", "",
+            "`-`: not a precision of the format.", "",
             *report.accuracy_format_tables(families)]
     if models:
         lines += ["## 2. Latency, size and peak memory (random weights)", "",
                   f"Presets with the published architectures and random weights, {report.settings_text(models[0].run.settings)}; "
-                  "the inputs are noise (latency does not depend on them). p50 ms at batch 1 per format and precision; "
+                  "the inputs are noise (latency does not depend on them). p50 ms at batch 1 per format and precision "
+                  "(`*`: not claimed by the registry for the family, converted and validated all the same); "
                   "peak RSS is the worker process's high-water mark (Python and libraries included).", "",
                   *report.latency_matrix(models), *(line for model in models for line in report.latency_details(model))]
     return "\n".join(lines).rstrip() + "\n"

@@ -24,7 +24,6 @@ from vitedge.benchmarks.bench import BenchTarget, run_bench
 from vitedge.benchmarks.bench_data import BenchData, folder_data
 from vitedge.benchmarks.results import BenchResult, BenchRun, BenchSettings
 from vitedge.benchmarks.studies.families_matrix import (
-    CONVERT,
     Cell,
     artifact_target,
     convert_cell,
@@ -110,7 +109,7 @@ def build_family(family: str, model: Path, work: Path, *, formats: list[str] | N
     cells = family_cells(family, formats, every_precision=every_precision)
     source = load_source(str(model))
     built = {item.name: convert_cell(source, item, work / "artifacts" / family / item.name, fresh=fresh, say=say)
-             for item in cells if item.status == CONVERT}
+             for item in cells if item.converts}
     return cells, built
 
 

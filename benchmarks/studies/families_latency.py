@@ -17,7 +17,6 @@ from pathlib import Path
 from vitedge.benchmarks.bench import BenchTarget, run_bench
 from vitedge.benchmarks.results import BenchResult, BenchRun, BenchSettings
 from vitedge.benchmarks.studies.families_matrix import (
-    CONVERT,
     Cell,
     artifact_target,
     convert_cell,
@@ -75,7 +74,7 @@ def build_model(model: EdgeModel, work: Path, *, formats: list[str] | None, ever
     say(f"{model.title}: loading preset:{model.preset}")
     source = load_source(f"preset:{model.preset}")
     slots: list[BenchTarget | BenchResult] = []
-    for item in (entry for entry in cells if entry.status == CONVERT):
+    for item in (entry for entry in cells if entry.converts):
         built = convert_cell(source, item, work / model.preset / item.name, fresh=fresh, say=say)
         slots.append(artifact_target(item.name, built) if isinstance(built, Path) else BenchResult(
             name=item.name, target="-", status="failed", error=f"conversion failed: {built}",

@@ -4,7 +4,8 @@ The registry (:mod:`vitedge.formats`) is read when the study runs, so a family a
 format is measured without editing the study. A cell is ``convert`` (the format claims the family in
 ``Format.families`` and nothing in ``Format.unsupported`` refuses it, or a refusal's ``unless`` names
 export options under which it converts: those are used), ``refused`` (the op, from ``unsupported``) or
-``untested`` (the format does not claim the family). Conversions are cached: an artifact in the cell's
+``untested`` (the format does not claim the family, but nothing refuses it: the study converts and measures it
+too, and marks it). Conversions are cached: an artifact in the cell's
 folder made from the same weights is reused.
 """
 
@@ -44,6 +45,11 @@ class Cell:
     @property
     def name(self) -> str:
         return f"{self.format}-{self.precision}"
+
+    @property
+    def converts(self) -> bool:
+        """Whether the study makes it: claimed, or not claimed and not refused (its own validation judges it)."""
+        return self.status in (CONVERT, UNTESTED)
 
     @property
     def options_text(self) -> str:

@@ -79,6 +79,10 @@ class _Notes:
         return [f"{number}. {text}" for number, text in enumerate(self.texts, 1)]
 
 
+UNCLAIMED = ("not claimed by the registry (its tests' random-init models are too chaotic at this precision); "
+             "`vitedge convert` converts it and its own validation judges it")
+
+
 def _by_name(run: BenchRun) -> dict[str, BenchResult]:
     return {row.name: row for row in run.results}
 
@@ -86,7 +90,7 @@ def _by_name(run: BenchRun) -> dict[str, BenchResult]:
 def _accuracy_cell(item: Cell, row: BenchResult | None, notes: _Notes) -> str:
     if item.status == REFUSED:
         return "refused " + notes.mark(f"{FAMILIES[item.family]} at {item.precision}: {item.reason}")
-    if item.status != CONVERT:
+    if not item.converts:
         return "-"
     if row is None or row.accuracy is None or row.accuracy.top1 is None:
         why = (row.error if row is not None else None) or "not measured"
@@ -97,6 +101,8 @@ def _accuracy_cell(item: Cell, row: BenchResult | None, notes: _Notes) -> str:
         text += " sim"
     if row.note.startswith("validation failed"):
         text += " ✗ " + notes.mark(f"{FAMILIES[item.family]} {item.name}: {row.note}")
+    if item.status != CONVERT:
+        text += " " + notes.mark(UNCLAIMED)
     return text + (f" {notes.mark(f'{FAMILIES[item.family]} {item.name} was converted with {item.options_text}')}"
                    if item.options else "")
 
@@ -108,12 +114,15 @@ def accuracy_models_table(families: Sequence[FamilyAccuracy]) -> list[str]:
         result = entry.record.get("result", {})
         torch_row = _by_name(entry.run).get("PyTorch fp32")
         top1 = torch_row.accuracy.top1 if torch_row is not None and torch_row.accuracy else None
-        planned = entry.record.get("recipe", {}).get("loop", {}).get("train", {}).get("epochs", "?")
+        recipe = entry.record.get("recipe", {}).get("loop", {}).get("train", {})
+        budget = recipe.get("max_seconds")
         rows.append([FAMILIES[entry.family], f"`{entry.preset}`", f"{entry.parameters / 1e6:.2f} M",
-                     spec_text(entry.preprocess), f"{entry.epochs} of {planned}", str(result.get("stopped", "-")),
-                     f"{result.get('seconds', 0):.0f}", percent(result.get("best_val_accuracy")), percent(top1)])
+                     spec_text(entry.preprocess), f"{entry.epochs} of {recipe.get('epochs', '?')}",
+                     str(result.get("stopped", "-")), f"{result.get('seconds', 0):.0f} of {budget:.0f}" if budget else
+                     f"{result.get('seconds', 0):.0f}", str(recipe.get("num_threads", "-")),
+                     percent(result.get("best_val_accuracy")), percent(top1)])
     header = ["family", "preset", "parameters", "preprocessing (the family's processor)", "epochs", "stopped",
-              "training s", "best val top-1", "PyTorch fp32 test top-1"]
+              "training s (budget)", "threads", "best val top-1", "PyTorch fp32 test top-1"]
     return [markdown_table(rows, header), ""]
 
 
@@ -153,7 +162,8 @@ def latency_matrix(models: Sequence[ModelLatency]) -> list[str]:
         row = [model.title, FAMILIES[model.family], ms(_row_latency(torch_row) if torch_row else None)]
         for fmt in formats:
             parts = [f"{item.precision} {ms(_row_latency(measured[item.name]))}"
-                     for item in model.cells if item.format == fmt.name and item.status == CONVERT
+                     + ("*" if item.status != CONVERT else "")
+                     for item in model.cells if item.format == fmt.name and item.converts
                      and item.name in measured and _row_latency(measured[item.name]) is not None]
             refused = [item for item in model.cells if item.format == fmt.name and item.status == REFUSED]
             row.append(", ".join(parts) or ("refused" if refused else "-"))
@@ -175,8 +185,7 @@ def latency_details(model: ModelLatency) -> list[str]:
                      "ok" if row.ok else f"{row.status}: {' '.join((row.error or '').split())[:160]}"])
     header = ["artifact", "p50 ms", "p90 ms", "speed-up vs eager", "size", "peak RSS", "cold load ms", "status"]
     missing = [f"- {item.name}: refused: {item.reason}" for item in model.cells if item.status == REFUSED]
-    missing += [f"- {item.name}: not claimed by the registry" for item in model.cells
-                if item.status not in (CONVERT, REFUSED)]
+    missing += [f"- {item.name}: measured, but {UNCLAIMED}" for item in model.cells if item.status not in (CONVERT, REFUSED)]
     note = f" ({model.note})" if model.note else ""
     return [f"### {model.title}: `preset:{model.preset}`{note}", "", markdown_table(rows, header), "", *missing,
             *([""] if missing else [])]
