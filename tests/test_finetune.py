@@ -264,3 +264,26 @@ def test_resizing_refuses_what_it_cannot_do(data, tmp_path, capsys):
     assert main(["finetune", str(swin), "--data", str(data), "--out", str(tmp_path / "x"), "--image-size", "64"]) == 2
     err = capsys.readouterr().err
     assert "pretrained swin model is not supported" in err and "Traceback" not in err
+
+
+def test_the_same_classes_in_another_order_keep_the_trained_head(tmp_path):
+    from transformers import AutoModelForImageClassification
+
+    from tests.conftest import write_tiny_folder
+    from vitedge.converters.loading import load_source
+
+    folder = write_tiny_folder(tmp_path / "pretrained")
+    model = AutoModelForImageClassification.from_pretrained(folder)
+    shuffled = ("triangle", "circle", "square")  # the model's order; the folder sorts them
+    model.classifier = torch.nn.Linear(model.classifier.in_features, 3)
+    model.config.id2label, model.config.label2id = dict(enumerate(shuffled)), {n: i for i, n in enumerate(shuffled)}
+    model.config.num_labels = 3
+    model.save_pretrained(folder)
+    pixels = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        before = load_source(str(folder)).model(pixel_values=pixels).logits
+        start = build_starting_model(str(folder), CLASS_NAMES)
+        after = start.model(pixel_values=pixels).logits
+    assert start.origin["head"] == "reordered" and start.model.config.id2label == dict(enumerate(CLASS_NAMES))
+    for column, name in enumerate(CLASS_NAMES):
+        assert torch.allclose(after[:, column], before[:, shuffled.index(name)])

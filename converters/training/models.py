@@ -112,11 +112,9 @@ def build_starting_model(
                          hint="pretrained patch embeddings keep their patch size; --image-size can change")
     source = load_source(str(spec), allow_pickle=allow_pickle)
     model = source.model
-    same_labels = tuple(source.labels[i] for i in sorted(source.labels)) == tuple(class_names)
-    if not same_labels:
-        replace_head(model, class_names, seed=seed)
+    head = fit_head(model, tuple(source.labels[i] for i in sorted(source.labels)), class_names, seed=seed)
     origin = {"model": source.info.model, "weights": source.info.weights, "revision": source.info.revision,
-              "weights_sha256": source.info.weights_sha256, "head": "kept" if same_labels else "new"}
+              "weights_sha256": source.info.weights_sha256, "head": head}
     if image_size and image_size != source.image_size:
         from vitedge.converters.training.resize import resize_input
 
@@ -129,6 +127,26 @@ def build_starting_model(
 def _check_sizes(config: Any, where: str) -> None:
     if config.image_size % config.patch_size:
         raise UsageError(f"{where}: image size {config.image_size} is not a multiple of patch size {config.patch_size}")
+
+
+def fit_head(model: nn.Module, labels: tuple[str, ...], class_names: tuple[str, ...], *, seed: int = 0) -> str:
+    """The model's head for ``class_names``: ``kept`` (same labels, same order), ``reordered`` (the same labels in
+    another order: the rows follow their labels, as a folder's sorted classes rarely match a model's order) or
+    ``new`` (:func:`replace_head`)."""
+    if labels == class_names:
+        return "kept"
+    head = getattr(model, "classifier", None)
+    if sorted(labels) != sorted(class_names) or len(set(labels)) != len(labels) or not isinstance(head, nn.Linear):
+        replace_head(model, class_names, seed=seed)
+        return "new"
+    order = torch.tensor([labels.index(name) for name in class_names])
+    with torch.no_grad():
+        head.weight.copy_(head.weight[order])
+        if head.bias is not None:
+            head.bias.copy_(head.bias[order])
+    for name, value in _label_config(class_names).items():
+        setattr(model.config, name, value)
+    return "reordered"
 
 
 def replace_head(model: nn.Module, class_names: tuple[str, ...], *, seed: int = 0) -> None:
