@@ -8,6 +8,7 @@ converted once per session; refusals come from ``Format.unsupported``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +158,28 @@ def test_family_converts_and_predicts_like_torch(to, family, precision, sources,
     # the floor the artifact's validation applied (the format's tolerance, looser for random weights), at most 0.99
     floor = 0.9999 if precision == "fp32" else min(0.99, tolerance_for(fmt.support(precision), source).min_logits_cosine)
     assert cosines.min() > floor
+
+
+@pytest.mark.parametrize("family", NEW_FAMILIES)
+def test_the_accuracy_budget_ranks_and_keeps_the_familys_own_layers(family, sources, tmp_path):
+    """--max-accuracy-drop measures each family's layers by name and keeps the most sensitive ones float."""
+    from vitedge.converters.family_preprocess import processor_config
+
+    source = sources(family)
+    folder = tmp_path / "model"  # a saved model, as a user brings one (the budget refuses random-init presets)
+    source.model.save_pretrained(folder)
+    (folder / "preprocessor_config.json").write_text(json.dumps(processor_config(source.preprocess, family)))
+    out = tmp_path / "budget"
+    to, precision = next((to, precision) for to, precision in (("onnx", "int8-dynamic"), ("openvino", "int8-weight"))
+                         if not any(entry.applies(family, precision) for entry in FORMATS[to].unsupported))
+    assert main(["convert", str(folder), "--to", to, "--precision", precision, "--out", str(out),
+                 "--max-accuracy-drop", "0", "--validation-samples", "4",
+                 "--accept-failed-validation"]) == 0  # random MobileViT V2 weights miss int8-weight's cosine floor
+    budget = json.loads((out / "manifest.json").read_text())["conversion"]["recipe"]["accuracy_budget"]
+    layers = {name for name, module in source.model.named_modules() if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d))}
+    assert budget["drop_points"] <= 0 and budget["most_sensitive"]
+    assert {entry["layer"] for entry in budget["most_sensitive"]} <= layers
+    assert set(budget["float_layers"]) <= layers
 
 
 # -- refusals ------------------------------------------------------------------------------------------

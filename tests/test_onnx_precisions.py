@@ -194,3 +194,21 @@ def test_a_histogram_calibration_that_cannot_bin_an_activation_falls_back_to_min
     monkeypatch.setattr(quantize, "_int8_static", lambda *args: (_ for _ in ()).throw(ValueError("other")))
     with pytest.raises(ValueError, match="other"):
         quantize._int8_static_or_minmax(None, None, None, None, "percentile", (), None)
+
+
+@pytest.mark.parametrize("precision", ["int8-dynamic", "int8-static", "int4-weight"])
+def test_a_graph_without_weighted_matmuls_is_not_labelled_int8(precision, tmp_path):
+    """A MobileViT V2-like graph (1x1 convolutions only) would come out float under an int8 label: refused."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from vitedge.converters.onnx.quantize import quantize
+    from vitedge.errors import ConversionError
+
+    weight = numpy_helper.from_array(np.ones((4, 3, 1, 1), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "convs",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], [weight])
+    fp32 = tmp_path / "fp32.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), fp32)
+    with pytest.raises(ConversionError, match="no MatMul with weights left to quantize"):
+        quantize(fp32, tmp_path / "q.onnx", precision)

@@ -263,6 +263,15 @@ FORMATS: dict[str, Format] = {
             # MobileViT V2's fold and DINOv2's bicubic position-embedding resize (the opset-18 Col2Im and the fp16
             # Resize that onnxruntime got wrong) are rewritten away at export (vitedge.converters.rewrites).
             families=(*CORE_FAMILIES, "beit", "dinov2", "swin", "swinv2", "mobilevit", "mobilevitv2"),
+            unsupported=(
+                # onnxruntime's quantizers take MatMuls (with weights) here; a MobileViT V2 graph has none: int8-dynamic
+                # and int4-weight came out float under an int8 label, int8-static found nothing to calibrate.
+                Unsupported(("mobilevitv2",), "ONNX int8 and int4 quantize MatMuls only, and MobileViT V2 has none (its "
+                            "attention and MLP are 1x1 convolutions): the artifact would stay float",
+                            "use --precision fp16, or OpenVINO --precision int8-weight / TFLite --precision "
+                            "int8-dynamic (int8 convolution weights)",
+                            precisions=("int8-dynamic", "int8-static", "int4-weight")),
+            ),
         ),
         Format(
             name="tflite",

@@ -100,6 +100,11 @@ def quantize(
 def _quantize(model, fp32_path, out_path, precision, calibration, calibration_method, float_nodes, scheme) -> dict[str, Any]:
     if precision == "fp16":
         return _fp16(model, out_path, float_nodes)
+    if not quantizable_nodes(model, ("MatMul",)):
+        # every integer precision here quantizes MatMuls with weights; a graph without any would come out float
+        raise ConversionError(f"{precision}: the graph has no MatMul with weights left to quantize (ONNX int8 and int4 "
+                              "quantize MatMuls only; 1x1 convolutions, as in MobileViT V2, stay float)",
+                              hint="use fp16 here, or a format that quantizes convolutions (vitedge formats --families)")
     if precision == "int8-dynamic":
         return _int8_dynamic(model, fp32_path, out_path, float_nodes, scheme)
     if precision == "int8-static":
