@@ -55,7 +55,8 @@ bench-distill: setup
 # Every model family: fine-tuned minis converted to every format/precision the registry claims (top-1), then the
 # edge-sized presets timed at batch 1 (hours on 2 cores; artifacts cached in .bench-work/families/).
 bench-families: setup
-	$(VENV)/bin/python -m vitedge.benchmarks.studies.families --out benchmarks/results/families.md
+	$(VENV)/bin/python -m vitedge.benchmarks.studies.families --part accuracy --out benchmarks/results/families_accuracy.md
+	$(VENV)/bin/python -m vitedge.benchmarks.studies.families --part latency --out benchmarks/results/families_latency.md
 
 # Raspberry Pi OS (Debian bookworm arm64) under qemu: install the wheel there (no torch) and run `vitedge verify`
 # on ONNX and TFLite artifacts made here (their self-checks). Needs root; the root file system is cached in

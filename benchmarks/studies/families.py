@@ -1,12 +1,14 @@
 """The model families after conversion: accuracy per format and precision, then latency, size and memory.
 
-    python -m vitedge.benchmarks.studies.families --out benchmarks/results/families.md
+    python -m vitedge.benchmarks.studies.families --part accuracy --out benchmarks/results/families_accuracy.md
+    python -m vitedge.benchmarks.studies.families --part latency --out benchmarks/results/families_latency.md
     python -m vitedge.benchmarks.studies.families --convert-only     # train and convert only (no timing)
     python -m vitedge.benchmarks.studies.families --quick --out /tmp/families.md   # smoke test: tiny presets
 
 Part 1 (:mod:`.families_accuracy`): each family's ``-mini`` preset trained with ``vitedge finetune`` on the
 built-in shapes, converted to every (format, precision) the registry claims for the family, top-1 on the
-held-out test split beside the fine-tuned model in PyTorch. Part 2 (:mod:`.families_latency`): edge-sized
+held-out test split beside the fine-tuned model in PyTorch (cells the registry does not claim but does
+not refuse are measured too, and marked). Part 2 (:mod:`.families_latency`): edge-sized
 presets of every family (DeiT-Tiny and -Small, MobileViT-S, MobileViT V2 1.0, Swin-T, DINOv2-S, BEiT-B,
 ViT-B) converted to the registry's cells (fp32 and each format's first int8 precision) and timed with
 the benchmark harness at batch 1. The registry is read when the study runs (:mod:`.families_matrix`).
@@ -30,7 +32,9 @@ from vitedge.benchmarks.studies import families_latency as latency
 from vitedge.benchmarks.studies import families_report as report
 from vitedge.formats import FAMILIES, FORMATS
 
-RESULTS = Path(__file__).resolve().parents[1] / "results" / "families.md"
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+#: The default --out of each --part: the parts need different conditions (part 2 a quiet machine), so each has a file.
+OUT_NAMES = {"accuracy": "families_accuracy.md", "latency": "families_latency.md", "all": "families.md"}
 QUICK_FAMILIES, QUICK_FORMATS = ("vit", "mobilevit"), ("onnx",)
 PARTS = ("accuracy", "latency", "all")
 
@@ -56,7 +60,9 @@ def _names(text: str | None, known, what: str, parser: argparse.ArgumentParser) 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m vitedge.benchmarks.studies.families",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=RESULTS, help="the Markdown report (runs go to the same name .json)")
+    parser.add_argument("--out", type=Path, help="the Markdown report, runs in the same name .json (default: "
+                                                 f"benchmarks/results/{OUT_NAMES['accuracy']}, {OUT_NAMES['latency']} "
+                                                 f"or {OUT_NAMES['all']} by --part)")
     parser.add_argument("--work", type=Path, default=Path(".bench-work/families"),
                         help="data, trained models and artifacts (reused; --quick uses WORK/quick)")
     parser.add_argument("--part", choices=PARTS, default="all", help="accuracy (part 1), latency (part 2) or all")
@@ -117,7 +123,7 @@ def render(args: argparse.Namespace, families: list[report.FamilyAccuracy], mode
     """The whole Markdown report."""
     plan = accuracy.QUICK_ACCURACY if args.quick else accuracy.AccuracyPlan()
     lines = ["# Model families after conversion: accuracy, latency, size, memory", "", measured_on(), "",
-             "Reproduce: `python -m vitedge.benchmarks.studies.families --out benchmarks/results/families.md` "
+             f"Reproduce: `{args.command}` "
              "(`--convert-only` first fills the cache in `.bench-work/families/` without timing anything)."
              + (" **A --quick smoke test: tiny models, a handful of images; the numbers mean nothing.**"
                 if args.quick else ""), ""]
@@ -161,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "0")
     work = (args.work / "quick" if args.quick else args.work).resolve()
     command = shlex.join(["python", "-m", "vitedge.benchmarks.studies.families", *(sys.argv[1:] if argv is None else argv)])
+    args.command = command
+    args.out = args.out or RESULTS / OUT_NAMES[args.part]
     families = run_accuracy(args, work, command) if args.part in ("accuracy", "all") else []
     models = run_latency(args, work, command) if args.part in ("latency", "all") else []
     if args.convert_only:
