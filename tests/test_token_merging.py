@@ -317,4 +317,6 @@ def test_the_study_picks_the_fastest_r_within_one_point():
     assert verdict(rows) == "best within 1 point of top-1: R = 8, 1.67x (0.9 points); meets the 1.5x target"
     assert verdict(with_ratios([_row(0, 30.0, 0.9), _row(4, 24.0, 0.85)])).endswith("1.00x (0.0 points); misses the 1.5x target")
     assert verdict(with_ratios([_row(0, 30.0, None), _row(16, 17.0, None)])) == "latency only: 1.76x at R = 16"
+    refused = with_ratios([_row(0, 30.0, 0.90), _row(4, 24.0, 0.895), {**_row(8, 18.0, 0.9), "validated": False}])
+    assert verdict(refused).startswith("best within 1 point of top-1: R = 4, 1.25x")  # R = 8 failed its validation
     assert curve_table(rows)[2].startswith("| 0 | all (unmerged) | 30.0 | 30.0 | 1.00x | 90.0% | 0.0 |")
