@@ -33,6 +33,8 @@ from vitedge.errors import ConversionError
 from vitedge.runtime.cpu_features import CpuFeatures, cpu_features
 
 INT4_BLOCK_SIZE = 32
+#: What every integer precision here quantizes: MatMuls with a weight input (convolutions and the rest stay float).
+WEIGHT_OPS = ("MatMul",)
 CALIBRATION_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 _FLOAT = {"DefaultTensorType": onnx.TensorProto.FLOAT}  # contrib ops defeat ONNX shape inference
 
@@ -100,7 +102,7 @@ def quantize(
 def _quantize(model, fp32_path, out_path, precision, calibration, calibration_method, float_nodes, scheme) -> dict[str, Any]:
     if precision == "fp16":
         return _fp16(model, out_path, float_nodes)
-    if not quantizable_nodes(model, ("MatMul",)):
+    if not quantizable_nodes(model, WEIGHT_OPS):
         # every integer precision here quantizes MatMuls with weights; a graph without any would come out float
         raise ConversionError(f"{precision}: the graph has no MatMul with weights left to quantize (ONNX int8 and int4 "
                               "quantize MatMuls only; 1x1 convolutions, as in MobileViT V2, stay float)",
@@ -130,7 +132,7 @@ def _fp16(model: onnx.ModelProto, out_path: Path, float_nodes: tuple[str, ...] =
 def _int8_dynamic(model, fp32_path, out_path, float_nodes, scheme) -> dict[str, Any]:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    op_types = ("MatMul",)
+    op_types = WEIGHT_OPS
     quantize_dynamic(
         str(fp32_path), str(out_path), op_types_to_quantize=list(op_types), per_channel=True,
         reduce_range=scheme.reduce_range, weight_type=QuantType.QInt8,
@@ -197,7 +199,7 @@ def _int8_static_or_minmax(model, fp32_path, out_path, calibration, method, floa
 def _int8_static(model, fp32_path, out_path, calibration, method, float_nodes, scheme) -> dict[str, Any]:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    op_types = ("MatMul",)
+    op_types = WEIGHT_OPS
     # quantize MatMul inputs only: outputs (into residual Adds, LayerNorm, GELU) stay float
     reader = _Reader(calibration, model.graph.input[0].name)
     extra = {**_FLOAT, "OpTypesToExcludeOutputQuantization": list(op_types), "CalibStridedMinMax": reader.chunk}
@@ -222,7 +224,7 @@ def _int8_static(model, fp32_path, out_path, calibration, method, float_nodes, s
 def _int4(model: onnx.ModelProto, out_path: Path, float_nodes: tuple[str, ...] = ()) -> dict[str, Any]:
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-    quantizable = len(quantizable_nodes(model, ("MatMul",)))
+    quantizable = len(quantizable_nodes(model, WEIGHT_OPS))
     quantizer = MatMulNBitsQuantizer(model, bits=4, block_size=INT4_BLOCK_SIZE, is_symmetric=True, accuracy_level=4,
                                      nodes_to_exclude=list(float_nodes))
     quantizer.process()
