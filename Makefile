@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # Wheels the packaging test installs from (no index at test time): the base install plus onnxruntime.
 WHEELHOUSE ?= .wheelhouse
 
-.PHONY: setup quickstart test lint bench bench-large bench-token-merging bench-exporters bench-distill bench-families pi-check clean
+.PHONY: setup quickstart test lint bench bench-large bench-large-int8 bench-token-merging bench-exporters bench-distill bench-families pi-check clean
 
 setup: $(VENV)/.installed
 
@@ -40,6 +40,10 @@ bench: setup
 # ViT-L/16-384 too (several GB of memory, an hour or more on a small machine); other sections are kept.
 bench-large: setup
 	$(VENV)/bin/python -m vitedge.benchmarks.studies.publish --out benchmarks/results --only-large
+
+# ViT-L/16-384's int8 head-to-head: each format's fastest int8 and the int8 peers (about an hour here).
+bench-large-int8: setup
+	$(VENV)/bin/python -m vitedge.benchmarks.studies.publish --out benchmarks/results --large-int8
 
 # Token merging: speed against top-1 for R = 0..max (quickstart model, ViT-B/16-224; ViT-L/16-384 with --large).
 bench-token-merging: setup

@@ -41,6 +41,10 @@ from vitedge.formats import FORMATS
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 BASE, LARGE = "vit-base-patch16-224", "vit-large-patch16-384"
 TITLES = {BASE: "ViT-B/16-224 (random weights)", LARGE: "ViT-L/16-384 (random weights)"}
+LARGE_INT8_TITLE = f"{TITLES[LARGE]}: int8 head-to-head"
+#: The int8 head-to-head's peers (``--large-int8``): every int8 peer, no float one.
+INT8_PEERS = frozenset({"ORT quantize_dynamic (defaults)", "OpenVINO + NNCF defaults",
+                        "ExecuTorch-int8-dynamic (docs recipe)"})
 SMALL_TITLE = "quickstart ViT (trained on shapes)"
 TORCH_NOTE = "the transformers model in PyTorch eager fp32 (sdpa attention), no conversion; the reference"
 
@@ -54,7 +58,8 @@ class Plan:
     settings: BenchSettings
     samples: int
     data_folder: Path | None = None  # None: the built-in shapes test split
-    only: frozenset[str] | None = None  # artifact folder names to time (no peers but torch); None: every one
+    only: frozenset[str] | None = None  # artifact folder names to time; None: every one
+    peers: frozenset[str] | None = None  # peer names to add besides PyTorch eager; None: every one
 
 
 def _echo(line: str) -> None:
@@ -97,18 +102,6 @@ def _slot(folder: Path, fresh: bool, make, target: BenchTarget, failed) -> Bench
 
 def plan_slots(plan: Plan, source, work: Path, *, fresh: bool) -> list[BenchTarget | BenchResult]:
     """Every artifact and peer of ``plan`` as a target to benchmark, or a failed row if it could not be made."""
-    from vitedge.benchmarks.studies.peers import (
-        EXECUTORCH_PEER,
-        EXECUTORCH_PEER_RECIPES,
-        LITERT_PEER,
-        OPENVINO_PEER,
-        ORT_PEER,
-        executorch_docs_peer,
-        litert_default_peer,
-        openvino_nncf_default_peer,
-        ort_quantize_dynamic_peer,
-        plain_onnx_export,
-    )
     from vitedge.converters import convert
 
     slots: list[BenchTarget | BenchResult] = []
@@ -129,8 +122,30 @@ def plan_slots(plan: Plan, source, work: Path, *, fresh: bool) -> list[BenchTarg
                     folder.name, fmt.name, precision, plan.model, f"conversion failed: {message}"),
             ))
     slots.append(BenchTarget(f"torch:{plan.model}", name="PyTorch eager fp32", kind="peer", note=TORCH_NOTE))
-    if plan.only is not None:
-        return slots
+    return slots + peer_slots(plan, source, work, fresh=fresh)
+
+
+def _template(work: Path, fmt: str) -> Path:
+    """An artifact of ``fmt`` in ``work`` whose manifest a peer copies (preprocessing, labels): fp32 if it is there."""
+    built = sorted(folder for folder in work.glob(f"{fmt}-*") if _reusable(folder))
+    return next((folder for folder in built if folder.name == f"{fmt}-fp32"), built[0] if built else work / f"{fmt}-fp32")
+
+
+def peer_slots(plan: Plan, source, work: Path, *, fresh: bool) -> list[BenchTarget | BenchResult]:
+    """The peers ``plan`` asks for (all by default), each a target or a failed row."""
+    from vitedge.benchmarks.studies.peers import (
+        EXECUTORCH_PEER,
+        EXECUTORCH_PEER_RECIPES,
+        LITERT_PEER,
+        OPENVINO_PEER,
+        ORT_PEER,
+        executorch_docs_peer,
+        litert_default_peer,
+        openvino_nncf_default_peer,
+        ort_quantize_dynamic_peer,
+        plain_onnx_export,
+    )
+
     plain = work / "peers" / "onnx-plain-fp32"
 
     def ort_peer(out: Path) -> Path:
@@ -140,14 +155,17 @@ def plan_slots(plan: Plan, source, work: Path, *, fresh: bool) -> list[BenchTarg
     peers = (
         ("ORT quantize_dynamic (defaults)", "onnx", "int8-dynamic", ORT_PEER, ort_peer),
         ("litert-torch default conversion", "tflite", "fp32", LITERT_PEER,
-         lambda out: litert_default_peer(source, work / "onnx-fp32", out)),
+         lambda out: litert_default_peer(source, _template(work, "onnx"), out)),
         ("OpenVINO + NNCF defaults", "openvino", "int8-static", OPENVINO_PEER,
-         lambda out: openvino_nncf_default_peer(source, work / "openvino-fp32", out)),
+         lambda out: openvino_nncf_default_peer(source, _template(work, "openvino"), out)),
         *((f"ExecuTorch-{precision} (docs recipe)", "executorch", precision, EXECUTORCH_PEER,
            lambda out, precision=precision: executorch_docs_peer(source, precision, out))
           for precision in EXECUTORCH_PEER_RECIPES),
     )
+    slots: list[BenchTarget | BenchResult] = []
     for name, fmt_name, precision, note, make in peers:
+        if plan.peers is not None and name not in plan.peers:
+            continue
         folder = work / "peers" / name.split()[0].lower()
         _echo(f"  {plan.title}: peer {name}")
         slots.append(_slot(
@@ -237,10 +255,11 @@ How to read the tables:
 
 """
     from vitedge.benchmarks.studies.ceiling import efficiency_section
+    from vitedge.benchmarks.studies.head_to_head import head_to_head_section
     from vitedge.benchmarks.studies.throughput import throughput_section
 
     ceiling = efficiency_section(runs, RESULTS / "gemm_ceiling.json")  # '' until gemm_ceiling has measured this machine
-    extra = [section for section in (throughput_section(runs), ceiling) if section]
+    extra = [section for section in (head_to_head_section(runs), throughput_section(runs), ceiling) if section]
     return intro + markdown_report(runs).split("\n", 1)[1] + "".join("\n" + section for section in extra)
 
 
@@ -252,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--only-large", action="store_true", help=f"only {LARGE}; other sections of --out are kept")
     parser.add_argument("--quickstart", type=Path, help="take the small model from this quickstart output folder")
     parser.add_argument("--no-small", action="store_true", help="skip the quickstart model")
+    parser.add_argument("--large-int8", action="store_true",
+                        help=f"only {LARGE}'s fastest int8 artifact per format and the int8 peers, in more rounds "
+                             "(its own section; the others are kept)")
     parser.add_argument("--only-throughput", action="store_true",
                         help="only the ViT-B throughput runs; other sections of --out are kept")
     parser.add_argument("--fresh", action="store_true", help="convert again even when --work has the artifact")
@@ -270,15 +292,16 @@ def plans(args: argparse.Namespace, work: Path) -> list[Plan]:
     threads = args.threads or default_threads()
     quick = args.quick
 
-    def settings(batch_sizes: tuple[int, ...], runs: int, warmup: int, pinned: int | None = None) -> BenchSettings:
+    def settings(batch_sizes: tuple[int, ...], runs: int, warmup: int, pinned: int | None = None,
+                 rounds: int = 3) -> BenchSettings:
         return BenchSettings(threads=pinned or threads, batch_sizes=batch_sizes, warmup=1 if quick else warmup,
-                             runs=3 if quick else runs, rounds=1 if quick else 3, timeout_s=3600)
+                             runs=3 if quick else runs, rounds=1 if quick else rounds, timeout_s=3600)
 
     chosen = []
-    base = not args.only_large and not args.only_throughput
+    base = not args.only_large and not args.only_throughput and not args.large_int8
     if base:
         chosen.append(Plan(TITLES[BASE], f"preset:{BASE}", settings((1, 8), 21, 2), 10 if quick else 50))
-    if not args.only_large and not args.no_throughput:
+    if base and not args.no_throughput or args.only_throughput:
         from vitedge.benchmarks.studies.throughput import (
             BATCH_SIZES,
             THREADS,
@@ -288,13 +311,19 @@ def plans(args: argparse.Namespace, work: Path) -> list[Plan]:
 
         only = throughput_artifacts(FORMATS.values())
         chosen += [Plan(run_title(TITLES[BASE], count), f"preset:{BASE}", settings(BATCH_SIZES, 6, 1, pinned=count), 10,
-                        only=only) for count in sorted({*THREADS, threads})]
+                        only=only, peers=frozenset()) for count in sorted({*THREADS, threads})]
     if base and not args.no_small:
         folder = small_model(args.quickstart, work)
         chosen.append(Plan(SMALL_TITLE, str(folder / "model"), settings((1, 8), 60, 5), 50 if quick else 500,
                            data_folder=folder / "data" / "test"))
     if args.large or args.only_large:
         chosen.append(Plan(TITLES[LARGE], f"preset:{LARGE}", settings((1,), 9, 2), 6 if quick else 20))
+    if args.large_int8:
+        from vitedge.benchmarks.studies.throughput import int8_artifacts
+
+        # More, shorter rounds than the full section: this machine's per-core speed drifts over minutes.
+        chosen.append(Plan(LARGE_INT8_TITLE, f"preset:{LARGE}", settings((1,), 18, 1, rounds=6), 6 if quick else 20,
+                           only=int8_artifacts(FORMATS.values()), peers=INT8_PEERS))
     return chosen
 
 
@@ -318,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     measured = {run.title for run in runs}
     results = args.out / "results.json"
     kept = [run for run in load_runs(results) if run.title not in measured] if results.is_file() else []
-    order = [TITLES[BASE], TITLES[LARGE], SMALL_TITLE]
+    order = [TITLES[BASE], TITLES[LARGE], LARGE_INT8_TITLE, SMALL_TITLE]
     runs = sorted(kept + runs, key=lambda run: order.index(run.title) if run.title in order else len(order))
     save_runs(runs, results)
     write_report(runs, args.out / "report.html")

@@ -28,10 +28,18 @@ def throughput_artifacts(formats) -> frozenset[str]:
     """
     chosen = set()
     for fmt in formats:
-        names = fmt.precision_names
-        int8 = next((kind for kind in _INT8_KINDS if kind in names), None)
-        chosen |= {f"{fmt.name}-{name}" for name in ("fp32", "bf16", int8) if name in names}
+        chosen |= {f"{fmt.name}-{name}" for name in ("fp32", "bf16", _int8_kind(fmt)) if name in fmt.precision_names}
     return frozenset(chosen)
+
+
+def _int8_kind(fmt) -> str | None:
+    """``fmt``'s fastest int8 precision (int8 activations and weights), None when it has none."""
+    return next((kind for kind in _INT8_KINDS if kind in fmt.precision_names), None)
+
+
+def int8_artifacts(formats) -> frozenset[str]:
+    """The artifact folder names of each format's fastest int8 precision (the int8 head-to-head's)."""
+    return frozenset(f"{fmt.name}-{kind}" for fmt in formats if (kind := _int8_kind(fmt)))
 
 
 def run_title(model_title: str, threads: int) -> str:

@@ -1,0 +1,56 @@
+"""The int8 head-to-head in the published results: vitedge's fastest int8 artifact against the fastest int8 peer.
+
+Per run of :mod:`vitedge.benchmarks.studies.publish` that has int8 peers, one row across every format (vitedge's
+fastest int8 artifact of any format against the fastest int8 peer of any format: what a user choosing the fastest
+int8 model gets from each) and one row per format that has an int8 peer (onnx: vitedge's int8 against onnxruntime's
+``quantize_dynamic`` defaults, …). Batch 1 p50 from the same run, so the ratio holds across machines where
+milliseconds do not. Torch-free: results in, Markdown out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from vitedge.benchmarks.results import BenchResult, BenchRun
+from vitedge.render import markdown_table
+
+HEADER = ["run", "formats", "fastest vitedge int8", "p50 ms", "fastest int8 peer", "p50 ms", "vitedge / peer"]
+
+
+def _p50(result: BenchResult) -> float | None:
+    latency = result.at_batch(1) if result.ok else None
+    return latency.stats.p50_ms if latency is not None else None
+
+
+def _fastest(results: Iterable[BenchResult], kind: str, fmt: str | None) -> tuple[BenchResult, float] | None:
+    """The ``kind`` (artifact | peer) int8 result of format ``fmt`` (None: any) with the lowest batch-1 p50."""
+    timed = [(result, _p50(result)) for result in results
+             if result.kind == kind and (result.precision or "").startswith("int8") and fmt in (None, result.format)]
+    timed = [(result, p50) for result, p50 in timed if p50 is not None]
+    return min(timed, key=lambda pair: pair[1]) if timed else None
+
+
+def head_to_head_rows(run: BenchRun) -> list[list[str]]:
+    """Every formats row, then one per format with an int8 peer; none when the run has no timed int8 peer."""
+    peer_formats = sorted({result.format for result in run.results
+                           if result.kind == "peer" and _fastest([result], "peer", None)})
+    rows = []
+    for fmt in (None, *peer_formats):
+        ours, theirs = _fastest(run.results, "artifact", fmt), _fastest(run.results, "peer", fmt)
+        if ours and theirs:
+            rows.append([run.heading, fmt or "all", ours[0].name, f"{ours[1]:.1f}", theirs[0].name, f"{theirs[1]:.1f}",
+                         f"{ours[1] / theirs[1]:.2f}x"])
+    return rows
+
+
+def head_to_head_section(runs: Sequence[BenchRun]) -> str:
+    """Markdown: the head-to-head rows of every run ('' when no run has int8 peers)."""
+    rows = [row for run in runs for row in head_to_head_rows(run)]
+    if not rows:
+        return ""
+    return "\n".join([
+        "## int8 head-to-head", "",
+        "Batch 1, p50 from the run named (same process rounds, same machine): vitedge's fastest int8 artifact against "
+        "the fastest int8 peer, across all formats and per format. Below 1.00x vitedge is faster; vitedge aims "
+        "at 0.90x or less across formats and 0.85x or less for ONNX int8-dynamic against onnxruntime's defaults.", "",
+        markdown_table(rows, HEADER), ""])
