@@ -11,6 +11,7 @@ the peer (onnxruntime's ``quantize_dynamic`` with its defaults on the plain grap
 - the plain graph after onnxruntime's transformer optimizer (``model_type="vit"``: SkipLayerNormalization,
   BiasGelu; it does not recognise ViT attention), then the recipe;
 - 8-bit ``MatMulNBits`` weights (blocks of 128, int8 compute: ``accuracy_level`` 4);
+- the default graph with q, k and v packed into one int8 GEMM and a Split (:mod:`.onnx_packed_qkv`);
 - session options on the default graph: intra-op spinning off, and an offline-optimized saved graph
   (``ORT_ENABLE_EXTENDED``, loaded with graph optimizations off).
 
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vitedge.benchmarks.studies.onnx_packed_qkv import pack_qkv
 from vitedge.benchmarks.studies.quiet import quiet
 
 DEFAULT = "vitedge default: int8 q/k/v/out/MLP MatMuls + fused float MultiHeadAttention"
@@ -86,6 +88,9 @@ def build_variants(source, plain_fp32: Path, fused_fp32: Path, workdir: Path) ->
     if default is not None:
         variants.append(Variant(f"{DEFAULT}, intra-op spinning off", default.path,
                                 {"session.intra_op.allow_spinning": "0"}))
+        packed = workdir / "int8-packed-qkv.onnx"
+        if pack_qkv(default.path, packed):
+            variants.append(Variant(f"{DEFAULT}, q/k/v packed into one int8 GEMM + Split", packed))
         offline = workdir / "int8-offline.onnx"
         save_optimized(default.path, offline)
         variants.append(Variant(f"{DEFAULT}, offline-optimized graph (EXTENDED, saved)", offline, optimizations_off=True))
