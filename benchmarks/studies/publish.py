@@ -216,6 +216,7 @@ the registry, then benchmarks; artifacts are cached in `.bench-work/`):
 ```bash
 make bench        # python -m vitedge.benchmarks.studies.publish: ViT-B/16-224 and the quickstart model
 make bench-large  # python -m vitedge.benchmarks.studies.publish --only-large: ViT-L/16-384 (other sections are kept)
+make bench-large-int8  # ... --large-int8: ViT-L/16-384's fastest int8 per format and the int8 peers, 6 rounds
 ```
 
 Each section below names the exact command, date and thread count it was measured with. This is a
@@ -226,6 +227,8 @@ here (calibrated int8 and Core ML's k-means palettization the longest, 15-20 min
 artifacts are reused from `.bench-work/` when the command is run again.
 [`report.html`](report.html) has the same numbers with plots (accuracy vs latency, size, latency
 distributions); [`results.json`](results.json) is the raw data (`vitedge report results.json -o x.md`).
+The int8 head-to-head section pairs vitedge's fastest int8 artifact with the fastest int8 peer of the same
+run, across formats and per format (batch 1 p50 ratios).
 The throughput section gives images/s at batch 1, 8 and 32 on 1 and 2 threads for each format's fp32, bf16 and
 fastest int8 artifact (`--no-throughput` skips those runs, `--only-throughput` makes only them);
 the last section compares each artifact's effective GMAC/s with this CPU's measured GEMM ceiling
