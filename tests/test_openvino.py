@@ -154,6 +154,19 @@ def test_bf16_on_a_cpu_without_bf16_runs_f32_says_so_and_verify_reports_it(artif
     assert (note in lines) == (validated == "bf16")
 
 
+def test_int8_static_runs_its_float_parts_in_bf16_where_the_cpu_has_it_and_quietly_in_f32_elsewhere(
+        artifact_of, monkeypatch, tmp_path):
+    folder = shutil.copytree(artifact_of("openvino", "int8-static"), tmp_path / "int8")
+    assert read_manifest(folder).conversion.recipe["inference_precision"] == "bf16"
+    ran = "bf16" if _cpu_has_bf16() else "f32"
+    assert Classifier.open(folder).backend.execution["precision"] == ran
+    assert read_manifest(folder).validation.execution["precision"] == ran  # validated as it runs here
+    monkeypatch.setitem(backend.CAPABILITIES, "bf16", "NO-SUCH-CAPABILITY")  # this CPU now lacks bf16
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # f32 float parts are the int8 artifact at its most exact: no warning
+        assert Classifier.open(folder).backend.execution["precision"] == "f32"
+
+
 def test_fp16_runs_in_f16_only_where_the_device_computes_in_it():
     assert backend.supported_precision(FakeCore(capabilities=("FP32", "FP16")), "GPU", "f16") == "f16"
     with warnings.catch_warnings():

@@ -361,7 +361,7 @@ FORMATS: dict[str, Format] = {
                 PrecisionSupport("bf16", OPENVINO_FLOAT16_TOLERANCE, "the fp32 IR; f32 on other devices, with a warning"),
                 PrecisionSupport("fp16", OPENVINO_FLOAT16_TOLERANCE, "f16 compute on GPUs and NPUs, f32 on CPUs without fp16"),
                 PrecisionSupport("int8-static", OPENVINO_INT8_STATIC_TOLERANCE,
-                                 "nncf.quantize, transformer preset with SmoothQuant; float ops in f32"),
+                                 "nncf.quantize, transformer preset with SmoothQuant; float ops in bf16 where the CPU has it, else f32"),
                 PrecisionSupport("int8-weight", OPENVINO_INT8_WEIGHT_TOLERANCE,
                                  "nncf.compress_weights, per-channel asymmetric; int8 GEMMs on CPUs: the plugin quantizes "
                                  "activations at run time (dynamic quantization, groups of 32)"),

@@ -83,7 +83,8 @@ def openvino_intermediates(folder: Path, manifest: Manifest, inputs: np.ndarray,
         output.get_tensor().add_names({keys[tap]})
     model.add_outputs(list(chosen.values()))
     keys["logits"] = manifest.outputs.logits
-    precision = supported_precision(core, "CPU", manifest.conversion.recipe.get("inference_precision")) or "f32"
+    precision = supported_precision(core, "CPU", manifest.conversion.recipe.get("inference_precision"),
+                                    warn=manifest.precision == "bf16") or "f32"
     compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": precision})
     request = compiled.create_infer_request()
     parts: dict[str, list[np.ndarray]] = {tap: [] for tap in keys}

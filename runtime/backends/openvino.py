@@ -54,7 +54,7 @@ class OpenVINOBackend:
         core = ov.Core()
         self.device = resolve_device(core, device)
         requested = manifest.conversion.recipe.get("inference_precision")
-        precision = supported_precision(core, self.device, requested)
+        precision = supported_precision(core, self.device, requested, warn=manifest.precision == "bf16")
         try:
             model = core.read_model(os.fspath(model_path))
             self.max_batch_size = _static_batch_if_needed(model, self.device, manifest.input.name)
@@ -112,18 +112,19 @@ def _present(name: str, available: list[str]) -> bool:
     return name in available or any(present.split(".")[0] == name for present in available)
 
 
-def supported_precision(core: Any, device: str, requested: str | None) -> str | None:
+def supported_precision(core: Any, device: str, requested: str | None, *, warn: bool = True) -> str | None:
     """``requested`` if ``device`` computes in it, else f32; None leaves OpenVINO's default.
 
     f16 artifacts run in f32 where the device has no f16 arithmetic (most CPUs): that is what the
-    precision means. A bf16 artifact on a device without bf16 warns: its user asked for bf16 compute.
+    precision means. A bf16 artifact on a device without bf16 warns (``warn``): its user asked for bf16
+    compute; int8-static's float parts ask for bf16 only where it is there.
     """
     if requested is None or requested == "f32":
         return requested
     capabilities = set(core.get_property(device, "OPTIMIZATION_CAPABILITIES"))
     if CAPABILITIES.get(requested) in capabilities:
         return requested
-    if requested == "bf16":
+    if requested == "bf16" and warn:
         warnings.warn(f"this {device} cannot compute in bf16 (it offers {', '.join(sorted(capabilities))}): "
                       "the bf16 artifact runs in f32", stacklevel=4)
     return "f32"
