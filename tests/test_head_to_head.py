@@ -35,8 +35,8 @@ RUN = _run(
 
 def test_rows_pair_the_fastest_int8_of_each_side_overall_and_per_format():
     rows = head_to_head_rows(RUN)
-    assert rows[0] == ["ViT-L on dev", "all", "tflite-int8-dynamic", "80.0", "OpenVINO + NNCF defaults", "85.0", "0.94x"]
-    assert rows[1] == ["ViT-L on dev", "onnx", "onnx-int8-dynamic", "90.0", "ORT quantize_dynamic (defaults)", "100.0",
+    assert rows[0] == ["ViT-L on dev", "Test CPU", "all", "tflite-int8-dynamic", "80.0", "OpenVINO + NNCF defaults", "85.0", "0.94x"]
+    assert rows[1] == ["ViT-L on dev", "Test CPU", "onnx", "onnx-int8-dynamic", "90.0", "ORT quantize_dynamic (defaults)", "100.0",
                        "0.90x"]
     assert len(rows) == 2  # openvino: vitedge's artifact failed, so no per-format row
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from vitedge.benchmarks.results import BenchResult, BenchRun
 from vitedge.render import markdown_table
 
-HEADER = ["run", "formats", "fastest vitedge int8", "p50 ms", "fastest int8 peer", "p50 ms", "vitedge / peer"]
+HEADER = ["run", "CPU", "formats", "fastest vitedge int8", "p50 ms", "fastest int8 peer", "p50 ms", "vitedge / peer"]
 
 
 def _p50(result: BenchResult) -> float | None:
@@ -38,7 +38,7 @@ def head_to_head_rows(run: BenchRun) -> list[list[str]]:
     for fmt in (None, *peer_formats):
         ours, theirs = _fastest(run.results, "artifact", fmt), _fastest(run.results, "peer", fmt)
         if ours and theirs:
-            rows.append([run.heading, fmt or "all", ours[0].name, f"{ours[1]:.1f}", theirs[0].name, f"{theirs[1]:.1f}",
+            rows.append([run.heading, run.machine.get("cpu", "?"), fmt or "all", ours[0].name, f"{ours[1]:.1f}", theirs[0].name, f"{theirs[1]:.1f}",
                          f"{ours[1] / theirs[1]:.2f}x"])
     return rows
 
@@ -50,7 +50,8 @@ def head_to_head_section(runs: Sequence[BenchRun]) -> str:
         return ""
     return "\n".join([
         "## int8 head-to-head", "",
-        "Batch 1, p50 from the run named (same process rounds, same machine): vitedge's fastest int8 artifact against "
-        "the fastest int8 peer, across all formats and per format. Below 1.00x vitedge is faster; vitedge aims "
+        "Batch 1, p50 from the run named (same rounds of fresh processes, same machine): vitedge's fastest int8 artifact "
+        "against the fastest int8 peer that run measured, across all formats and per format (a run without OpenVINO or "
+        "ExecuTorch peers compares only with the ones it has). Below 1.00x vitedge is faster; vitedge aims "
         "at 0.90x or less across formats and 0.85x or less for ONNX int8-dynamic against onnxruntime's defaults.", "",
         markdown_table(rows, HEADER), ""])
