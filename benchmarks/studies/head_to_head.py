@@ -9,7 +9,7 @@ milliseconds do not. Torch-free: results in, Markdown out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from vitedge.benchmarks.results import BenchResult, BenchRun
 from vitedge.render import markdown_table
@@ -17,29 +17,32 @@ from vitedge.render import markdown_table
 HEADER = ["run", "CPU", "formats", "fastest vitedge int8", "p50 ms", "fastest int8 peer", "p50 ms", "vitedge / peer"]
 
 
-def _p50(result: BenchResult) -> float | None:
-    latency = result.at_batch(1) if result.ok else None
-    return latency.stats.p50_ms if latency is not None else None
+def _timed_int8(run: BenchRun) -> list[tuple[BenchResult, float]]:
+    """The run's int8 results that were timed at batch 1, each with its p50."""
+    timed = []
+    for result in run.results:
+        latency = result.at_batch(1) if result.ok and (result.precision or "").startswith("int8") else None
+        if latency is not None:
+            timed.append((result, latency.stats.p50_ms))
+    return timed
 
 
-def _fastest(results: Iterable[BenchResult], kind: str, fmt: str | None) -> tuple[BenchResult, float] | None:
-    """The ``kind`` (artifact | peer) int8 result of format ``fmt`` (None: any) with the lowest batch-1 p50."""
-    timed = [(result, _p50(result)) for result in results
-             if result.kind == kind and (result.precision or "").startswith("int8") and fmt in (None, result.format)]
-    timed = [(result, p50) for result, p50 in timed if p50 is not None]
-    return min(timed, key=lambda pair: pair[1]) if timed else None
+def _fastest(timed: list[tuple[BenchResult, float]], kind: str, fmt: str | None) -> tuple[BenchResult, float] | None:
+    """The ``kind`` (artifact | peer) result of format ``fmt`` (None: any) with the lowest p50."""
+    chosen = [pair for pair in timed if pair[0].kind == kind and fmt in (None, pair[0].format)]
+    return min(chosen, key=lambda pair: pair[1]) if chosen else None
 
 
 def head_to_head_rows(run: BenchRun) -> list[list[str]]:
     """Every formats row, then one per format with an int8 peer; none when the run has no timed int8 peer."""
-    peer_formats = sorted({result.format for result in run.results
-                           if result.kind == "peer" and _fastest([result], "peer", None)})
+    timed = _timed_int8(run)
+    peer_formats = sorted({result.format for result, _ in timed if result.kind == "peer"})
     rows = []
     for fmt in (None, *peer_formats):
-        ours, theirs = _fastest(run.results, "artifact", fmt), _fastest(run.results, "peer", fmt)
+        ours, theirs = _fastest(timed, "artifact", fmt), _fastest(timed, "peer", fmt)
         if ours and theirs:
-            rows.append([run.heading, run.machine.get("cpu", "?"), fmt or "all", ours[0].name, f"{ours[1]:.1f}", theirs[0].name, f"{theirs[1]:.1f}",
-                         f"{ours[1] / theirs[1]:.2f}x"])
+            rows.append([run.heading, run.machine.get("cpu", "?"), fmt or "all", ours[0].name, f"{ours[1]:.1f}",
+                         theirs[0].name, f"{theirs[1]:.1f}", f"{ours[1] / theirs[1]:.2f}x"])
     return rows
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from vitedge.converters.diagnose.probe import ArtifactProbe, ModelLayout, Tap
 from vitedge.converters.openvino.compat import openvino
 from vitedge.converters.openvino.layers import WEIGHT_OPS, ModuleNames
-from vitedge.runtime.backends.openvino import supported_precision
+from vitedge.runtime.backends.openvino import artifact_precision
 from vitedge.runtime.manifest import Manifest
 
 #: Ops between a stored weight and the op that uses it (decompression, layout).
@@ -83,8 +83,7 @@ def openvino_intermediates(folder: Path, manifest: Manifest, inputs: np.ndarray,
         output.get_tensor().add_names({keys[tap]})
     model.add_outputs(list(chosen.values()))
     keys["logits"] = manifest.outputs.logits
-    precision = supported_precision(core, "CPU", manifest.conversion.recipe.get("inference_precision"),
-                                    warn=manifest.precision == "bf16") or "f32"
+    precision = artifact_precision(core, "CPU", manifest) or "f32"
     compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": precision})
     request = compiled.create_infer_request()
     parts: dict[str, list[np.ndarray]] = {tap: [] for tap in keys}

@@ -53,8 +53,7 @@ class OpenVINOBackend:
                  device: str = DEFAULT_DEVICE) -> None:
         core = ov.Core()
         self.device = resolve_device(core, device)
-        requested = manifest.conversion.recipe.get("inference_precision")
-        precision = supported_precision(core, self.device, requested, warn=manifest.precision == "bf16")
+        precision = artifact_precision(core, self.device, manifest)
         try:
             model = core.read_model(os.fspath(model_path))
             self.max_batch_size = _static_batch_if_needed(model, self.device, manifest.input.name)
@@ -112,12 +111,20 @@ def _present(name: str, available: list[str]) -> bool:
     return name in available or any(present.split(".")[0] == name for present in available)
 
 
+def artifact_precision(core: Any, device: str, manifest: Manifest) -> str | None:
+    """The precision ``manifest``'s artifact computes in on ``device``: its ``inference_precision`` where the device
+    has it (:func:`supported_precision`). Only a ``bf16`` artifact warns when it falls back to f32; int8-static's
+    float parts ask for bf16 only where it is there."""
+    return supported_precision(core, device, manifest.conversion.recipe.get("inference_precision"),
+                               warn=manifest.precision == "bf16")
+
+
 def supported_precision(core: Any, device: str, requested: str | None, *, warn: bool = True) -> str | None:
     """``requested`` if ``device`` computes in it, else f32; None leaves OpenVINO's default.
 
     f16 artifacts run in f32 where the device has no f16 arithmetic (most CPUs): that is what the
-    precision means. A bf16 artifact on a device without bf16 warns (``warn``): its user asked for bf16
-    compute; int8-static's float parts ask for bf16 only where it is there.
+    precision means. A bf16 request on a device without bf16 warns (``warn``): a bf16 artifact's user asked
+    for bf16 compute.
     """
     if requested is None or requested == "f32":
         return requested
